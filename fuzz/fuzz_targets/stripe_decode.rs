@@ -39,7 +39,10 @@ fuzz_target!(|data: &[u8]| {
         let s = e[0] as usize % shards.len();
         let pos = u16::from_le_bytes([e[1], e[2]]) as usize;
         match e[3] {
-            0 => shards[s].truncate(pos % (shards[s].len() + 1)),
+            0 => {
+                let len = shards[s].len();
+                shards[s].truncate(pos % (len + 1));
+            }
             1 => shards[s].push(e[1]),
             x => {
                 let len = shards[s].len();

@@ -1,0 +1,193 @@
+//! The [`MetaStore`] trait: the one interface the engine and gateway use for metadata, and
+//! [`MetaStoreExt`], conveniences built on it.
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::types::{
+    AccessKey, AccessKeyId, Bucket, BucketName, CheckpointName, CommitCondition, Completed, ETag,
+    GcBlob, GcEntry, Grant, ListQuery, NewUpload, NewVersion, ObjectKey, ObjectPage, ObjectVersion,
+    Part, PartPage, PartQuery, Permissions, ProviderName, ProviderRecord, Superseded, UnixMillis,
+    Upload, UploadPage, UploadQuery, UploadRef,
+};
+
+/// Archipel's metadata: buckets, object versions, multipart uploads, access keys and grants,
+/// the provider registry, the garbage-collection queue and job checkpoints.
+///
+/// Every method is one indivisible primitive; conveniences live in [`MetaStoreExt`] so that
+/// wrappers (metrics, fault injection) only have these to forward.
+///
+/// # Contract
+///
+/// * **Atomic.** Each call takes effect entirely or not at all, also across a crash of the
+///   process (kill -9) or of the database.
+/// * **Durable.** Once a mutating call returns `Ok`, its effect survives a crash (and, with the
+///   embedded store, a power loss: SQLite `synchronous=FULL`).
+/// * **Linearizable per key.** Calls that return `Ok` are ordered; a read begun after a
+///   mutation returned sees it, from any gateway sharing the database.
+/// * **Conditional commits decide exactly one winner.** Of concurrent [`commit`] calls on one
+///   key with [`CommitCondition::IfAbsent`] (or `IfMatch` of the same etag), at most one
+///   succeeds, whichever processes they run in; the others get
+///   [`MetaError::AlreadyExists`] / [`MetaError::EtagMismatch`] naming what is current.
+/// * **Nothing leaks silently.** Every call that replaces or removes a version or a part
+///   returns it, manifest included, so the caller can garbage-collect its shards.
+/// * **Listing is S3-ordered and bounded.** Keys sort by their UTF-8 bytes; a page costs
+///   index range scans proportional to the page (plus one seek per common prefix), never a
+///   scan of the bucket. Pages are consistent per row, not snapshots of the whole bucket.
+/// * **Missing buckets are errors** for object and upload calls
+///   ([`MetaError::NoSuchBucket`]); missing objects are `Ok(None)`.
+/// * Transient database failures are retried inside the store (serialization failures and
+///   deadlocks); what still fails is [`MetaError::is_retryable`].
+///
+/// [`commit`]: MetaStore::commit
+/// [`MetaError::AlreadyExists`]: crate::MetaError::AlreadyExists
+/// [`MetaError::EtagMismatch`]: crate::MetaError::EtagMismatch
+/// [`MetaError::NoSuchBucket`]: crate::MetaError::NoSuchBucket
+/// [`MetaError::is_retryable`]: crate::MetaError::is_retryable
+#[async_trait]
+pub trait MetaStore: Send + Sync {
+    // ---- buckets ----
+
+    /// Creates a bucket; [`MetaError::BucketExists`](crate::MetaError::BucketExists) if the
+    /// name is taken.
+    async fn create_bucket(&self, bucket: &Bucket) -> Result<()>;
+    /// Reads a bucket.
+    async fn get_bucket(&self, name: &BucketName) -> Result<Option<Bucket>>;
+    /// Every bucket, in name order.
+    async fn list_buckets(&self) -> Result<Vec<Bucket>>;
+    /// Replaces a bucket's policy.
+    async fn set_bucket_policy(&self, name: &BucketName, policy: &[u8]) -> Result<()>;
+    /// Deletes an empty bucket (and the grants on it);
+    /// [`MetaError::BucketNotEmpty`](crate::MetaError::BucketNotEmpty) if it holds objects or
+    /// uploads (delete markers count as empty).
+    async fn delete_bucket(&self, name: &BucketName) -> Result<()>;
+
+    // ---- objects ----
+
+    /// Commits `version` as the current version of `key` if `condition` holds, atomically.
+    /// Returns the version it superseded (delete markers included).
+    async fn commit(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        version: &NewVersion,
+        condition: &CommitCondition,
+    ) -> Result<Superseded>;
+    /// The current version of `key`, manifest included (a delete marker is returned as such).
+    async fn get(&self, bucket: &BucketName, key: &ObjectKey) -> Result<Option<ObjectVersion>>;
+    /// Removes the current version of `key` (if `if_match` is given, only if its etag
+    /// matches) and returns it; `Ok` with nothing if there was none and no `if_match`.
+    async fn delete(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        if_match: Option<&ETag>,
+    ) -> Result<Superseded>;
+    /// A page of live (non-delete-marker) objects and common prefixes, in S3 order.
+    async fn list(&self, bucket: &BucketName, query: &ListQuery) -> Result<ObjectPage>;
+
+    // ---- multipart uploads ----
+
+    /// Starts a multipart upload;
+    /// [`MetaError::Duplicate`](crate::MetaError::Duplicate) if the id is taken.
+    async fn create_upload(&self, bucket: &BucketName, upload: &NewUpload) -> Result<()>;
+    /// Reads an upload in progress.
+    async fn get_upload(&self, upload: &UploadRef) -> Result<Option<Upload>>;
+    /// Records a part (replacing one with the same number, which is returned).
+    async fn put_part(&self, upload: &UploadRef, part: &Part) -> Result<Option<Part>>;
+    /// A page of an upload's parts, in number order.
+    async fn list_parts(&self, upload: &UploadRef, query: &PartQuery) -> Result<PartPage>;
+    /// A page of uploads in progress, in (key, upload id) order.
+    async fn list_uploads(&self, bucket: &BucketName, query: &UploadQuery) -> Result<UploadPage>;
+    /// Atomically commits `version` under `condition` (as [`commit`](MetaStore::commit)) and
+    /// removes the upload and its parts, returning both the superseded version and the parts.
+    async fn complete_upload(
+        &self,
+        upload: &UploadRef,
+        version: &NewVersion,
+        condition: &CommitCondition,
+    ) -> Result<Completed>;
+    /// Removes the upload and returns its parts.
+    async fn abort_upload(&self, upload: &UploadRef) -> Result<Completed>;
+
+    // ---- access keys and grants ----
+
+    /// Stores a new access key; [`MetaError::Duplicate`](crate::MetaError::Duplicate) if the
+    /// id is taken.
+    async fn create_access_key(&self, key: &AccessKey) -> Result<()>;
+    /// Reads an access key.
+    async fn get_access_key(&self, id: &AccessKeyId) -> Result<Option<AccessKey>>;
+    /// Every access key, in id order.
+    async fn list_access_keys(&self) -> Result<Vec<AccessKey>>;
+    /// Deletes an access key and its grants; whether it existed.
+    async fn delete_access_key(&self, id: &AccessKeyId) -> Result<bool>;
+    /// Sets what `key` may do in `bucket` (all-false permissions revoke the grant).
+    async fn set_grant(
+        &self,
+        key: &AccessKeyId,
+        bucket: &BucketName,
+        permissions: Permissions,
+    ) -> Result<()>;
+    /// The grants of `key`, in bucket order.
+    async fn list_grants(&self, key: &AccessKeyId) -> Result<Vec<Grant>>;
+
+    // ---- provider registry ----
+
+    /// Inserts or replaces a provider record.
+    async fn put_provider(&self, provider: &ProviderRecord) -> Result<()>;
+    /// Reads a provider record.
+    async fn get_provider(&self, name: &ProviderName) -> Result<Option<ProviderRecord>>;
+    /// Every provider, in name order.
+    async fn list_providers(&self) -> Result<Vec<ProviderRecord>>;
+    /// Removes a provider record; whether it existed.
+    async fn delete_provider(&self, name: &ProviderName) -> Result<bool>;
+
+    // ---- garbage-collection queue ----
+
+    /// Enqueues blobs (idempotent: a blob already queued keeps its first time).
+    async fn enqueue_gc(&self, blobs: &[GcBlob], now: UnixMillis) -> Result<()>;
+    /// Up to `limit` entries, oldest first, strictly after `after` (to page past entries
+    /// that could not be removed yet).
+    async fn peek_gc(&self, after: Option<&GcEntry>, limit: usize) -> Result<Vec<GcEntry>>;
+    /// Removes blobs from the queue (absent ones are ignored); how many were removed.
+    async fn remove_gc(&self, blobs: &[GcBlob]) -> Result<u64>;
+
+    // ---- job checkpoints ----
+
+    /// Stores a checkpoint (replacing any previous one).
+    async fn put_checkpoint(&self, name: &CheckpointName, data: &[u8]) -> Result<()>;
+    /// Reads a checkpoint.
+    async fn get_checkpoint(&self, name: &CheckpointName) -> Result<Option<Vec<u8>>>;
+    /// Removes a checkpoint; whether it existed.
+    async fn delete_checkpoint(&self, name: &CheckpointName) -> Result<bool>;
+}
+
+/// Conveniences over [`MetaStore`], implemented for every store.
+#[async_trait]
+pub trait MetaStoreExt: MetaStore {
+    /// Every live object with `prefix`, following pages (no delimiter). For tools and tests;
+    /// holds the whole listing in memory.
+    async fn list_all(
+        &self,
+        bucket: &BucketName,
+        prefix: &str,
+    ) -> Result<Vec<crate::ObjectSummary>> {
+        let mut out = Vec::new();
+        let mut query = ListQuery {
+            prefix: prefix.to_string(),
+            delimiter: None,
+            start_after: None,
+            max_keys: crate::MAX_PAGE,
+        };
+        loop {
+            let page = self.list(bucket, &query).await?;
+            out.extend(page.objects);
+            match page.next_start_after {
+                Some(next) if page.is_truncated => query.start_after = Some(next),
+                _ => return Ok(out),
+            }
+        }
+    }
+}
+
+impl<T: MetaStore + ?Sized> MetaStoreExt for T {}

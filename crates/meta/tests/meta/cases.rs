@@ -1,0 +1,1028 @@
+//! Deterministic cases for every operation.
+
+use std::sync::Arc;
+
+use archipel_meta::*;
+
+use crate::{bucket_name, delete_marker, etag, key, new_bucket, version};
+
+async fn with_bucket(store: &Arc<dyn MetaStore>, name: &str) -> BucketName {
+    store.create_bucket(&new_bucket(name)).await.unwrap();
+    bucket_name(name)
+}
+
+async fn commit(store: &Arc<dyn MetaStore>, b: &BucketName, k: &str, id: &str) -> Superseded {
+    store
+        .commit(b, &key(k), &version(id), &CommitCondition::Unconditional)
+        .await
+        .unwrap()
+}
+
+pub(crate) async fn buckets_are_created_listed_and_deleted_only_when_empty(
+    store: Arc<dyn MetaStore>,
+) {
+    for name in ["zeta", "alpha-1", "alpha.2", "alpha"] {
+        store.create_bucket(&new_bucket(name)).await.unwrap();
+    }
+    let mut other = new_bucket("alpha");
+    other.owner = "bob".into();
+    assert_eq!(
+        store.create_bucket(&other).await,
+        Err(MetaError::BucketExists {
+            bucket: bucket_name("alpha"),
+            owner: "alice".into()
+        })
+    );
+    let names: Vec<String> = store
+        .list_buckets()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.name.to_string())
+        .collect();
+    assert_eq!(
+        names,
+        ["alpha", "alpha-1", "alpha.2", "zeta"],
+        "byte order, whatever the collation"
+    );
+    assert_eq!(
+        store.get_bucket(&bucket_name("alpha")).await.unwrap(),
+        Some(new_bucket("alpha"))
+    );
+    assert_eq!(store.get_bucket(&bucket_name("nope")).await.unwrap(), None);
+
+    store
+        .set_bucket_policy(&bucket_name("alpha"), b"k=6,m=3")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_bucket(&bucket_name("alpha"))
+            .await
+            .unwrap()
+            .unwrap()
+            .policy,
+        b"k=6,m=3"
+    );
+    assert_eq!(
+        store.set_bucket_policy(&bucket_name("nope"), b"").await,
+        Err(MetaError::NoSuchBucket {
+            bucket: bucket_name("nope")
+        })
+    );
+
+    let b = bucket_name("alpha");
+    commit(&store, &b, "k", "v1").await;
+    assert_eq!(
+        store.delete_bucket(&b).await,
+        Err(MetaError::BucketNotEmpty { bucket: b.clone() })
+    );
+    store.delete(&b, &key("k"), None).await.unwrap();
+    let upload = NewUpload {
+        key: key("u"),
+        upload_id: UploadId::new("up1").unwrap(),
+        initiated: UnixMillis(1),
+        metadata: vec![],
+    };
+    store.create_upload(&b, &upload).await.unwrap();
+    assert_eq!(
+        store.delete_bucket(&b).await,
+        Err(MetaError::BucketNotEmpty { bucket: b.clone() })
+    );
+    let u = UploadRef {
+        bucket: b.clone(),
+        key: key("u"),
+        upload_id: upload.upload_id.clone(),
+    };
+    store.abort_upload(&u).await.unwrap();
+    // A delete marker alone does not keep a bucket.
+    store
+        .commit(
+            &b,
+            &key("gone"),
+            &delete_marker("dm"),
+            &CommitCondition::Unconditional,
+        )
+        .await
+        .unwrap();
+    store.delete_bucket(&b).await.unwrap();
+    assert_eq!(store.get_bucket(&b).await.unwrap(), None);
+    assert_eq!(
+        store.delete_bucket(&b).await,
+        Err(MetaError::NoSuchBucket { bucket: b.clone() })
+    );
+    // The name is free again, and nothing of the old bucket shows through.
+    store.create_bucket(&new_bucket("alpha")).await.unwrap();
+    assert_eq!(store.get(&b, &key("gone")).await.unwrap(), None);
+}
+
+pub(crate) async fn commits_return_what_they_supersede(store: Arc<dyn MetaStore>) {
+    let b = with_bucket(&store, "objects").await;
+    assert_eq!(
+        commit(&store, &b, "a/b.txt", "v1").await,
+        Superseded::default()
+    );
+    let got = store.get(&b, &key("a/b.txt")).await.unwrap().unwrap();
+    assert_eq!(
+        got,
+        ObjectVersion {
+            bucket: b.clone(),
+            key: key("a/b.txt"),
+            version: version("v1")
+        }
+    );
+
+    let replaced = commit(&store, &b, "a/b.txt", "v2").await;
+    assert_eq!(
+        replaced.previous.unwrap().version,
+        version("v1"),
+        "the old manifest comes back for GC"
+    );
+    assert_eq!(
+        store
+            .get(&b, &key("a/b.txt"))
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        version("v2")
+    );
+
+    let removed = store.delete(&b, &key("a/b.txt"), None).await.unwrap();
+    assert_eq!(removed.previous.unwrap().version, version("v2"));
+    assert_eq!(store.get(&b, &key("a/b.txt")).await.unwrap(), None);
+    assert_eq!(
+        store.delete(&b, &key("a/b.txt"), None).await.unwrap(),
+        Superseded::default(),
+        "idempotent"
+    );
+
+    // Large and odd values survive byte for byte.
+    let mut big = version("big");
+    big.manifest = (0..200_000u32).map(|i| (i * 7) as u8).collect();
+    big.size = u64::MAX >> 1;
+    big.user_metadata
+        .insert("ünïcode".into(), "值\n\"quoted\"".into());
+    store
+        .commit(&b, &key("big"), &big, &CommitCondition::IfAbsent)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(&b, &key("big")).await.unwrap().unwrap().version,
+        big
+    );
+    let mut too_big = version("x");
+    too_big.size = u64::MAX;
+    assert!(matches!(
+        store
+            .commit(&b, &key("x"), &too_big, &CommitCondition::Unconditional)
+            .await,
+        Err(MetaError::InvalidArgument { .. })
+    ));
+}
+
+pub(crate) async fn conditional_commits_name_what_they_found(store: Arc<dyn MetaStore>) {
+    let b = with_bucket(&store, "cond").await;
+    let k = key("k");
+    store
+        .commit(&b, &k, &version("v1"), &CommitCondition::IfAbsent)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .commit(&b, &k, &version("v2"), &CommitCondition::IfAbsent)
+            .await,
+        Err(MetaError::AlreadyExists {
+            bucket: b.clone(),
+            key: k.clone(),
+            current_etag: etag("\"v1\"")
+        })
+    );
+    assert_eq!(
+        store
+            .commit(
+                &b,
+                &k,
+                &version("v2"),
+                &CommitCondition::IfMatch(etag("\"zz\""))
+            )
+            .await,
+        Err(MetaError::EtagMismatch {
+            bucket: b.clone(),
+            key: k.clone(),
+            expected: etag("\"zz\""),
+            current: Some(etag("\"v1\""))
+        })
+    );
+    let ok = store
+        .commit(
+            &b,
+            &k,
+            &version("v2"),
+            &CommitCondition::IfMatch(etag("\"v1\"")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ok.previous.unwrap().version, version("v1"));
+    assert_eq!(
+        store
+            .commit(
+                &b,
+                &key("absent"),
+                &version("v3"),
+                &CommitCondition::IfMatch(etag("\"v2\""))
+            )
+            .await,
+        Err(MetaError::EtagMismatch {
+            bucket: b.clone(),
+            key: key("absent"),
+            expected: etag("\"v2\""),
+            current: None
+        })
+    );
+    assert_eq!(
+        store.delete(&b, &k, Some(&etag("\"v1\""))).await,
+        Err(MetaError::EtagMismatch {
+            bucket: b.clone(),
+            key: k.clone(),
+            expected: etag("\"v1\""),
+            current: Some(etag("\"v2\""))
+        })
+    );
+    assert_eq!(
+        store.get(&b, &k).await.unwrap().unwrap().version,
+        version("v2"),
+        "losers change nothing"
+    );
+    assert!(
+        store
+            .delete(&b, &k, Some(&etag("\"v2\"")))
+            .await
+            .unwrap()
+            .previous
+            .is_some()
+    );
+    let err = store
+        .commit(
+            &b,
+            &k,
+            &version("v9"),
+            &CommitCondition::IfMatch(etag("\"v2\"")),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        !err.is_retryable(),
+        "a lost condition will not change by retrying: {err}"
+    );
+}
+
+pub(crate) async fn delete_markers_hide_keys_but_count_as_absent(store: Arc<dyn MetaStore>) {
+    let b = with_bucket(&store, "markers").await;
+    commit(&store, &b, "k", "v1").await;
+    let s = store
+        .commit(
+            &b,
+            &key("k"),
+            &delete_marker("dm1"),
+            &CommitCondition::Unconditional,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.previous.unwrap().version, version("v1"));
+    let got = store.get(&b, &key("k")).await.unwrap().unwrap();
+    assert!(got.version.delete_marker);
+    let page = store
+        .list(
+            &b,
+            &ListQuery {
+                max_keys: 10,
+                ..ListQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        page.objects.is_empty(),
+        "delete markers are not listed: {page:?}"
+    );
+    assert!(matches!(
+        store
+            .commit(
+                &b,
+                &key("k"),
+                &version("v2"),
+                &CommitCondition::IfMatch(etag("\"dm1\""))
+            )
+            .await,
+        Err(MetaError::EtagMismatch { current: None, .. })
+    ));
+    let s = store
+        .commit(&b, &key("k"), &version("v2"), &CommitCondition::IfAbsent)
+        .await
+        .unwrap();
+    assert!(
+        s.previous.unwrap().version.delete_marker,
+        "the marker it replaced is returned"
+    );
+}
+
+pub(crate) async fn object_calls_on_a_missing_bucket_fail(store: Arc<dyn MetaStore>) {
+    let b = bucket_name("missing");
+    let no = || MetaError::NoSuchBucket { bucket: b.clone() };
+    assert_eq!(
+        store
+            .commit(
+                &b,
+                &key("k"),
+                &version("v"),
+                &CommitCondition::Unconditional
+            )
+            .await,
+        Err(no())
+    );
+    assert_eq!(store.get(&b, &key("k")).await, Err(no()));
+    assert_eq!(store.delete(&b, &key("k"), None).await, Err(no()));
+    assert_eq!(
+        store
+            .list(
+                &b,
+                &ListQuery {
+                    max_keys: 5,
+                    ..ListQuery::default()
+                }
+            )
+            .await,
+        Err(no())
+    );
+    let upload = NewUpload {
+        key: key("k"),
+        upload_id: UploadId::new("u").unwrap(),
+        initiated: UnixMillis(0),
+        metadata: vec![],
+    };
+    assert_eq!(store.create_upload(&b, &upload).await, Err(no()));
+    assert_eq!(
+        store
+            .list_uploads(
+                &b,
+                &UploadQuery {
+                    max_uploads: 5,
+                    ..UploadQuery::default()
+                }
+            )
+            .await,
+        Err(no())
+    );
+}
+
+fn q(
+    prefix: &str,
+    delimiter: Option<&str>,
+    start_after: Option<&str>,
+    max_keys: usize,
+) -> ListQuery {
+    ListQuery {
+        prefix: prefix.into(),
+        delimiter: delimiter.map(Into::into),
+        start_after: start_after.map(Into::into),
+        max_keys,
+    }
+}
+
+/// Keys and common prefixes of a page, prefixes marked with a trailing `*`.
+fn names(page: &ObjectPage) -> Vec<String> {
+    let mut out: Vec<String> = page.objects.iter().map(|o| o.key.to_string()).collect();
+    out.extend(page.common_prefixes.iter().map(|p| format!("{p}*")));
+    out.sort();
+    out
+}
+
+pub(crate) async fn listing_follows_s3_order_with_any_delimiter(store: Arc<dyn MetaStore>) {
+    let b = with_bucket(&store, "listing").await;
+    let keys = [
+        "a", "a/1", "a/2/x", "a/2/y", "a/3", "a-b", "a.b", "b", "b::c::d", "b::e", "é", "z/", "Z",
+    ];
+    for (i, k) in keys.iter().enumerate() {
+        commit(&store, &b, k, &format!("v{i}")).await;
+    }
+    let all = store.list(&b, &q("", None, None, 1000)).await.unwrap();
+    let order: Vec<&str> = all.objects.iter().map(|o| o.key.as_str()).collect();
+    assert_eq!(
+        order,
+        [
+            "Z", "a", "a-b", "a.b", "a/1", "a/2/x", "a/2/y", "a/3", "b", "b::c::d", "b::e", "z/",
+            "é"
+        ]
+    );
+    assert!(!all.is_truncated && all.next_start_after.is_none());
+    assert_eq!(all.objects[0].etag, etag("\"v12\""));
+    assert_eq!(all.objects[0].size, 3000);
+
+    let root = store.list(&b, &q("", Some("/"), None, 1000)).await.unwrap();
+    assert_eq!(
+        names(&root),
+        [
+            "Z", "a", "a-b", "a.b", "a/*", "b", "b::c::d", "b::e", "z/*", "é"
+        ]
+    );
+    let under_a = store
+        .list(&b, &q("a/", Some("/"), None, 1000))
+        .await
+        .unwrap();
+    assert_eq!(names(&under_a), ["a/1", "a/2/*", "a/3"]);
+    let colons = store
+        .list(&b, &q("b", Some("::"), None, 1000))
+        .await
+        .unwrap();
+    assert_eq!(names(&colons), ["b", "b::*"]);
+    let colons = store
+        .list(&b, &q("b::", Some("::"), None, 1000))
+        .await
+        .unwrap();
+    assert_eq!(names(&colons), ["b::c::*", "b::e"]);
+
+    // Paging two entries at a time visits every entry once, prefixes included.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list(&b, &q("", Some("/"), after.as_deref(), 2))
+            .await
+            .unwrap();
+        assert!(page.objects.len() + page.common_prefixes.len() <= 2);
+        seen.extend(names(&page));
+        if !page.is_truncated {
+            assert!(page.next_start_after.is_none());
+            break;
+        }
+        after = page.next_start_after.clone();
+        assert!(after.is_some());
+    }
+    assert_eq!(seen, names(&root));
+
+    // start-after inside a common prefix skips the prefix; outside the listed prefix, nothing.
+    assert_eq!(
+        names(
+            &store
+                .list(&b, &q("", Some("/"), Some("a/2/x"), 3))
+                .await
+                .unwrap()
+        ),
+        ["b", "b::c::d", "b::e"]
+    );
+    assert_eq!(
+        names(
+            &store
+                .list(&b, &q("a/", None, Some("a/2/x"), 10))
+                .await
+                .unwrap()
+        ),
+        ["a/2/y", "a/3"]
+    );
+    assert!(names(&store.list(&b, &q("a/", None, Some("b"), 10)).await.unwrap()).is_empty());
+    assert_eq!(
+        names(&store.list(&b, &q("a/", None, Some("0"), 1)).await.unwrap()),
+        ["a/1"]
+    );
+    let zero = store.list(&b, &q("", None, None, 0)).await.unwrap();
+    assert_eq!(zero, ObjectPage::default());
+    let none = store
+        .list(&b, &q("nothing", Some("/"), None, 10))
+        .await
+        .unwrap();
+    assert_eq!(none, ObjectPage::default());
+}
+
+pub(crate) async fn listing_pages_are_capped_at_1000(store: Arc<dyn MetaStore>) {
+    let b = with_bucket(&store, "big").await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for t in 0..16 {
+        let store = store.clone();
+        let b = b.clone();
+        tasks.spawn(async move {
+            for i in (t..1003).step_by(16) {
+                store
+                    .commit(
+                        &b,
+                        &key(&format!("k{i:05}")),
+                        &version("v"),
+                        &CommitCondition::Unconditional,
+                    )
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap();
+    }
+    let page = store.list(&b, &q("", None, None, 5000)).await.unwrap();
+    assert_eq!(page.objects.len(), MAX_PAGE);
+    assert!(page.is_truncated);
+    assert_eq!(page.next_start_after.as_deref(), Some("k00999"));
+    let rest = store
+        .list(&b, &q("", None, page.next_start_after.as_deref(), 5000))
+        .await
+        .unwrap();
+    assert_eq!(names(&rest), ["k01000", "k01001", "k01002"]);
+    assert!(!rest.is_truncated);
+    assert_eq!(store.list_all(&b, "k00").await.unwrap().len(), 1000);
+}
+
+fn upload_ref(b: &BucketName, k: &str, id: &str) -> UploadRef {
+    UploadRef {
+        bucket: b.clone(),
+        key: key(k),
+        upload_id: UploadId::new(id).unwrap(),
+    }
+}
+
+fn new_upload(k: &str, id: &str) -> NewUpload {
+    NewUpload {
+        key: key(k),
+        upload_id: UploadId::new(id).unwrap(),
+        initiated: UnixMillis(42),
+        metadata: format!("meta {k}").into_bytes(),
+    }
+}
+
+fn part(n: u32, tag: &str) -> Part {
+    Part {
+        part_number: n,
+        manifest: format!("part {n} {tag}").into_bytes(),
+        size: 5 << 20,
+        etag: etag(&format!("\"{n}-{tag}\"")),
+        last_modified: UnixMillis(100 + i64::from(n)),
+    }
+}
+
+pub(crate) async fn multipart_uploads_complete_atomically(store: Arc<dyn MetaStore>) {
+    let b = with_bucket(&store, "multipart").await;
+    let u = upload_ref(&b, "big.bin", "up-1");
+    store
+        .create_upload(&b, &new_upload("big.bin", "up-1"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .create_upload(&b, &new_upload("big.bin", "up-1"))
+            .await,
+        Err(MetaError::Duplicate { .. })
+    ));
+    assert_eq!(
+        store.get_upload(&u).await.unwrap(),
+        Some(Upload {
+            bucket: b.clone(),
+            upload: new_upload("big.bin", "up-1")
+        })
+    );
+    for n in [3, 1, 2] {
+        assert_eq!(store.put_part(&u, &part(n, "a")).await.unwrap(), None);
+    }
+    assert_eq!(
+        store.put_part(&u, &part(2, "b")).await.unwrap(),
+        Some(part(2, "a")),
+        "the replaced part comes back"
+    );
+    assert!(matches!(
+        store.put_part(&u, &part(0, "x")).await,
+        Err(MetaError::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        store.put_part(&u, &part(10_001, "x")).await,
+        Err(MetaError::InvalidArgument { .. })
+    ));
+
+    let page = store
+        .list_parts(
+            &u,
+            &PartQuery {
+                after: None,
+                max_parts: 2,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        page,
+        PartPage {
+            parts: vec![part(1, "a"), part(2, "b")],
+            is_truncated: true,
+            next_after: Some(2)
+        }
+    );
+    let page = store
+        .list_parts(
+            &u,
+            &PartQuery {
+                after: Some(2),
+                max_parts: 2,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        page,
+        PartPage {
+            parts: vec![part(3, "a")],
+            is_truncated: false,
+            next_after: None
+        }
+    );
+
+    // A completion whose condition fails changes nothing: the upload stays.
+    commit(&store, &b, "big.bin", "old").await;
+    assert!(matches!(
+        store
+            .complete_upload(&u, &version("final"), &CommitCondition::IfAbsent)
+            .await,
+        Err(MetaError::AlreadyExists { .. })
+    ));
+    assert!(store.get_upload(&u).await.unwrap().is_some());
+
+    let done = store
+        .complete_upload(&u, &version("final"), &CommitCondition::Unconditional)
+        .await
+        .unwrap();
+    assert_eq!(done.previous.unwrap().version, version("old"));
+    assert_eq!(done.parts, vec![part(1, "a"), part(2, "b"), part(3, "a")]);
+    assert_eq!(
+        store
+            .get(&b, &key("big.bin"))
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        version("final")
+    );
+    assert_eq!(store.get_upload(&u).await.unwrap(), None);
+    let gone = MetaError::NoSuchUpload {
+        bucket: b.clone(),
+        key: key("big.bin"),
+        upload_id: u.upload_id.clone(),
+    };
+    assert_eq!(
+        store.put_part(&u, &part(4, "late")).await,
+        Err(gone.clone())
+    );
+    assert_eq!(
+        store
+            .list_parts(
+                &u,
+                &PartQuery {
+                    after: None,
+                    max_parts: 10
+                }
+            )
+            .await,
+        Err(gone.clone())
+    );
+    assert_eq!(
+        store
+            .complete_upload(&u, &version("again"), &CommitCondition::Unconditional)
+            .await,
+        Err(gone.clone())
+    );
+    assert_eq!(store.abort_upload(&u).await, Err(gone));
+
+    let u2 = upload_ref(&b, "other", "up-2");
+    store
+        .create_upload(&b, &new_upload("other", "up-2"))
+        .await
+        .unwrap();
+    store.put_part(&u2, &part(7, "z")).await.unwrap();
+    let aborted = store.abort_upload(&u2).await.unwrap();
+    assert_eq!(
+        aborted,
+        Completed {
+            previous: None,
+            parts: vec![part(7, "z")]
+        }
+    );
+    assert_eq!(store.get(&b, &key("other")).await.unwrap(), None);
+}
+
+pub(crate) async fn multipart_uploads_list_in_s3_order(store: Arc<dyn MetaStore>) {
+    let b = with_bucket(&store, "uploads").await;
+    for (k, id) in [
+        ("a/x", "2"),
+        ("a/x", "1"),
+        ("a/y/z", "1"),
+        ("b", "9"),
+        ("b", "10"),
+        ("c", "1"),
+    ] {
+        store.create_upload(&b, &new_upload(k, id)).await.unwrap();
+    }
+    let list = |query: UploadQuery| {
+        let store = store.clone();
+        let b = b.clone();
+        async move {
+            let page = store.list_uploads(&b, &query).await.unwrap();
+            let mut out: Vec<String> = page
+                .uploads
+                .iter()
+                .map(|u| format!("{}#{}", u.upload.key, u.upload.upload_id))
+                .collect();
+            out.extend(page.common_prefixes.iter().map(|p| format!("{p}*")));
+            (
+                out,
+                page.is_truncated,
+                page.next_key_marker,
+                page.next_upload_id_marker,
+            )
+        }
+    };
+    let all = list(UploadQuery {
+        max_uploads: 100,
+        ..UploadQuery::default()
+    })
+    .await;
+    assert_eq!(all.0, ["a/x#1", "a/x#2", "a/y/z#1", "b#10", "b#9", "c#1"]);
+    let page = list(UploadQuery {
+        max_uploads: 3,
+        ..UploadQuery::default()
+    })
+    .await;
+    assert_eq!(
+        page,
+        (
+            vec!["a/x#1".into(), "a/x#2".into(), "a/y/z#1".into()],
+            true,
+            Some("a/y/z".into()),
+            Some("1".into())
+        )
+    );
+    let page = list(UploadQuery {
+        key_marker: Some("a/x".into()),
+        upload_id_marker: Some("1".into()),
+        max_uploads: 2,
+        ..UploadQuery::default()
+    })
+    .await;
+    assert_eq!(
+        page,
+        (
+            vec!["a/x#2".into(), "a/y/z#1".into()],
+            true,
+            Some("a/y/z".into()),
+            Some("1".into())
+        )
+    );
+    let page = list(UploadQuery {
+        key_marker: Some("a/x".into()),
+        max_uploads: 10,
+        ..UploadQuery::default()
+    })
+    .await;
+    assert_eq!(page.0, ["a/y/z#1", "b#10", "b#9", "c#1"]);
+    let page = list(UploadQuery {
+        delimiter: Some("/".into()),
+        max_uploads: 2,
+        ..UploadQuery::default()
+    })
+    .await;
+    assert_eq!(
+        page,
+        (
+            vec!["b#10".into(), "a/*".into()],
+            true,
+            Some("b".into()),
+            Some("10".into())
+        )
+    );
+    let page = list(UploadQuery {
+        prefix: "a/".into(),
+        delimiter: Some("/".into()),
+        max_uploads: 10,
+        ..UploadQuery::default()
+    })
+    .await;
+    assert_eq!(page.0, ["a/x#1", "a/x#2", "a/y/*"]);
+    let page = list(UploadQuery {
+        delimiter: Some("/".into()),
+        key_marker: Some("a/".into()),
+        max_uploads: 10,
+        ..UploadQuery::default()
+    })
+    .await;
+    assert_eq!(page.0, ["b#10", "b#9", "c#1"]);
+}
+
+pub(crate) async fn access_keys_and_grants(store: Arc<dyn MetaStore>) {
+    let b1 = with_bucket(&store, "granted").await;
+    let b2 = with_bucket(&store, "also").await;
+    let ak = |id: &str| AccessKey {
+        id: AccessKeyId::new(id).unwrap(),
+        sealed_secret: format!("sealed {id}").into_bytes(),
+        owner: "alice".into(),
+        created: UnixMillis(7),
+        enabled: id != "AKOFF",
+    };
+    for id in ["AKZ", "AKA", "AKOFF"] {
+        store.create_access_key(&ak(id)).await.unwrap();
+    }
+    assert!(matches!(
+        store.create_access_key(&ak("AKA")).await,
+        Err(MetaError::Duplicate { .. })
+    ));
+    assert_eq!(
+        store.get_access_key(&ak("AKOFF").id).await.unwrap(),
+        Some(ak("AKOFF"))
+    );
+    let ids: Vec<String> = store
+        .list_access_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.id.to_string())
+        .collect();
+    assert_eq!(ids, ["AKA", "AKOFF", "AKZ"]);
+
+    let rw = Permissions {
+        read: true,
+        write: true,
+        admin: false,
+    };
+    let ro = Permissions {
+        read: true,
+        ..Permissions::default()
+    };
+    store.set_grant(&ak("AKA").id, &b1, rw).await.unwrap();
+    store.set_grant(&ak("AKA").id, &b2, ro).await.unwrap();
+    store
+        .set_grant(&ak("AKA").id, &b1, Permissions { admin: true, ..rw })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.list_grants(&ak("AKA").id).await.unwrap(),
+        vec![
+            Grant {
+                bucket: b2.clone(),
+                permissions: ro
+            },
+            Grant {
+                bucket: b1.clone(),
+                permissions: Permissions { admin: true, ..rw }
+            }
+        ]
+    );
+    store
+        .set_grant(&ak("AKA").id, &b2, Permissions::default())
+        .await
+        .unwrap();
+    assert_eq!(store.list_grants(&ak("AKA").id).await.unwrap().len(), 1);
+    assert!(matches!(
+        store
+            .set_grant(&AccessKeyId::new("AKNONE").unwrap(), &b1, ro)
+            .await,
+        Err(MetaError::NotFound {
+            what: "access key",
+            ..
+        })
+    ));
+    assert!(matches!(
+        store
+            .set_grant(&ak("AKA").id, &bucket_name("nobucket"), ro)
+            .await,
+        Err(MetaError::NoSuchBucket { .. })
+    ));
+
+    // Deleting the bucket removes its grants; deleting the key removes the rest.
+    store.set_grant(&ak("AKZ").id, &b2, ro).await.unwrap();
+    store.delete_bucket(&b2).await.unwrap();
+    assert!(store.list_grants(&ak("AKZ").id).await.unwrap().is_empty());
+    assert!(store.delete_access_key(&ak("AKA").id).await.unwrap());
+    assert!(!store.delete_access_key(&ak("AKA").id).await.unwrap());
+    assert!(store.list_grants(&ak("AKA").id).await.unwrap().is_empty());
+    assert_eq!(store.get_access_key(&ak("AKA").id).await.unwrap(), None);
+}
+
+pub(crate) async fn provider_registry(store: Arc<dyn MetaStore>) {
+    let rec = |name: &str, state: ProviderState| {
+        let mut labels = StringMap::new();
+        labels.insert("jurisdiction".into(), "FR".into());
+        labels.insert("operator".into(), format!("op-{name}"));
+        ProviderRecord {
+            name: ProviderName::new(name).unwrap(),
+            labels,
+            state,
+            config: format!("cfg {name}").into_bytes(),
+        }
+    };
+    store
+        .put_provider(&rec("p2", ProviderState::Active))
+        .await
+        .unwrap();
+    store
+        .put_provider(&rec("p1", ProviderState::Active))
+        .await
+        .unwrap();
+    store
+        .put_provider(&rec("p2", ProviderState::Draining))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_provider(&rec("p2", ProviderState::Active).name)
+            .await
+            .unwrap(),
+        Some(rec("p2", ProviderState::Draining))
+    );
+    assert_eq!(
+        store.list_providers().await.unwrap(),
+        vec![
+            rec("p1", ProviderState::Active),
+            rec("p2", ProviderState::Draining)
+        ]
+    );
+    store
+        .put_provider(&rec("p1", ProviderState::Retired))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_provider(&rec("p1", ProviderState::Active).name)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        ProviderState::Retired
+    );
+    assert!(
+        store
+            .delete_provider(&rec("p1", ProviderState::Active).name)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_provider(&rec("p1", ProviderState::Active).name)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.list_providers().await.unwrap().len(), 1);
+}
+
+pub(crate) async fn gc_queue_pages_oldest_first(store: Arc<dyn MetaStore>) {
+    let blob = |p: &str, b: &str| GcBlob {
+        provider: ProviderName::new(p).unwrap(),
+        blob: b.into(),
+    };
+    store
+        .enqueue_gc(&[blob("p2", "b"), blob("p1", "z")], UnixMillis(20))
+        .await
+        .unwrap();
+    store
+        .enqueue_gc(&[blob("p1", "a"), blob("p2", "b")], UnixMillis(10))
+        .await
+        .unwrap();
+    store
+        .enqueue_gc(&[blob("p1", "c")], UnixMillis(30))
+        .await
+        .unwrap();
+    let first = store.peek_gc(None, 2).await.unwrap();
+    assert_eq!(
+        first,
+        vec![
+            GcEntry {
+                blob: blob("p1", "a"),
+                enqueued: UnixMillis(10)
+            },
+            GcEntry {
+                blob: blob("p1", "z"),
+                enqueued: UnixMillis(20)
+            },
+        ]
+    );
+    let next = store.peek_gc(first.last(), 10).await.unwrap();
+    assert_eq!(
+        next.iter().map(|e| e.blob.clone()).collect::<Vec<_>>(),
+        vec![blob("p2", "b"), blob("p1", "c")],
+        "re-enqueueing keeps the first time"
+    );
+    assert_eq!(
+        store
+            .remove_gc(&[blob("p1", "a"), blob("p9", "none")])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.peek_gc(None, 10).await.unwrap().len(), 3);
+}
+
+pub(crate) async fn checkpoints_are_replaced_and_deleted(store: Arc<dyn MetaStore>) {
+    let name = CheckpointName::new("drain:p1").unwrap();
+    assert_eq!(store.get_checkpoint(&name).await.unwrap(), None);
+    store.put_checkpoint(&name, b"cursor=1").await.unwrap();
+    store.put_checkpoint(&name, b"cursor=2").await.unwrap();
+    assert_eq!(
+        store.get_checkpoint(&name).await.unwrap().as_deref(),
+        Some(&b"cursor=2"[..])
+    );
+    store.put_checkpoint(&name, b"").await.unwrap();
+    assert_eq!(store.get_checkpoint(&name).await.unwrap(), Some(Vec::new()));
+    assert!(store.delete_checkpoint(&name).await.unwrap());
+    assert!(!store.delete_checkpoint(&name).await.unwrap());
+}

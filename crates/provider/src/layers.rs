@@ -16,6 +16,6 @@ mod timeout;
 
 pub use fault::{Fault, FaultLayer};
 pub use limit::Limit;
-pub use metrics::{Metrics, MetricsSnapshot, OpStats};
+pub use metrics::{LATENCY_BUCKETS, Metrics, MetricsSnapshot, OpStats, bucket_upper_us};
 pub use retry::{Retry, RetryPolicy};
 pub use timeout::Timeout;

@@ -16,12 +16,28 @@ use crate::provider::{BlobMeta, ByteStream, Capabilities, ListPage, Provider, Pu
 
 const OPS: [&str; 5] = ["put", "get", "head", "delete", "list"];
 
+/// Latency histogram buckets: bucket `i` counts latencies below `2^(i + 6)` µs (64 µs … 2^29 µs
+/// ≈ 9 min); the last bucket also takes everything slower.
+pub const LATENCY_BUCKETS: usize = 24;
+
+/// Upper bound (µs) of latency bucket `i`.
+pub fn bucket_upper_us(i: usize) -> u64 {
+    1u64 << (i.min(LATENCY_BUCKETS - 1) + 6)
+}
+
+fn bucket_of(us: u64) -> usize {
+    // Smallest i with us < 2^(i+6).
+    let bits = 64 - us.leading_zeros() as usize; // us < 2^bits
+    bits.saturating_sub(6).min(LATENCY_BUCKETS - 1)
+}
+
 #[derive(Debug, Default)]
 struct OpCounters {
     requests: AtomicU64,
     errors: AtomicU64,
     latency_us_sum: AtomicU64,
     latency_us_max: AtomicU64,
+    buckets: [AtomicU64; LATENCY_BUCKETS],
 }
 
 #[derive(Debug, Default)]
@@ -44,6 +60,28 @@ pub struct OpStats {
     pub latency_us_sum: u64,
     /// Largest latency seen, microseconds.
     pub latency_us_max: u64,
+    /// Latency histogram (see [`LATENCY_BUCKETS`]).
+    pub latency_buckets: [u64; LATENCY_BUCKETS],
+}
+
+impl OpStats {
+    /// An upper bound of the `q`-quantile latency (0 < q ≤ 1) in microseconds: the upper edge
+    /// of the histogram bucket it falls in (so within 2× of the true value), or 0 without data.
+    pub fn latency_quantile_us(&self, q: f64) -> u64 {
+        let total: u64 = self.latency_buckets.iter().sum();
+        if total == 0 {
+            return 0;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, &c) in self.latency_buckets.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return bucket_upper_us(i);
+            }
+        }
+        bucket_upper_us(LATENCY_BUCKETS - 1)
+    }
 }
 
 /// A point-in-time copy of one provider's counters.
@@ -88,6 +126,7 @@ impl Metrics {
                     errors: c.errors.load(Relaxed),
                     latency_us_sum: c.latency_us_sum.load(Relaxed),
                     latency_us_max: c.latency_us_max.load(Relaxed),
+                    latency_buckets: std::array::from_fn(|i| c.buckets[i].load(Relaxed)),
                 })
                 .collect(),
             bytes_written: self.c.bytes_written.load(Relaxed),
@@ -104,6 +143,7 @@ impl Metrics {
         let us = start.elapsed().as_micros() as u64;
         c.latency_us_sum.fetch_add(us, Relaxed);
         c.latency_us_max.fetch_max(us, Relaxed);
+        c.buckets[bucket_of(us)].fetch_add(1, Relaxed);
     }
 }
 
@@ -166,5 +206,42 @@ impl Provider for Metrics {
         let r = self.inner.list(prefix, start_after, limit).await;
         self.record(4, t, &r);
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LATENCY_BUCKETS, OpStats, bucket_of, bucket_upper_us};
+
+    #[test]
+    fn latencies_land_in_power_of_two_buckets() {
+        assert_eq!(bucket_of(0), 0);
+        assert_eq!(bucket_of(63), 0);
+        assert_eq!(bucket_of(64), 1);
+        assert_eq!(bucket_of(1_000), 4); // < 1024
+        assert_eq!(bucket_of(u64::MAX), LATENCY_BUCKETS - 1);
+        for us in [1u64, 100, 5_000, 1_000_000] {
+            assert!(us < bucket_upper_us(bucket_of(us)));
+        }
+    }
+
+    #[test]
+    fn quantiles_read_the_histogram() {
+        let mut s = OpStats {
+            op: "get",
+            requests: 100,
+            errors: 0,
+            latency_us_sum: 0,
+            latency_us_max: 0,
+            latency_buckets: [0; LATENCY_BUCKETS],
+        };
+        assert_eq!(s.latency_quantile_us(0.95), 0);
+        s.latency_buckets[bucket_of(1_000)] = 94; // 94 fast requests
+        s.latency_buckets[bucket_of(500_000)] = 6; // 6 slow ones
+        assert_eq!(s.latency_quantile_us(0.5), 1024);
+        assert_eq!(
+            s.latency_quantile_us(0.95),
+            bucket_upper_us(bucket_of(500_000))
+        );
     }
 }

@@ -279,3 +279,28 @@ async fn a_provider_on_an_unwritable_directory_fails_at_open_naming_it() {
     assert_eq!(err.provider, "ro-disk");
     assert!(err.to_string().contains("ro-disk"), "{err}");
 }
+
+#[tokio::test]
+async fn metrics_histograms_see_a_slow_provider() {
+    let (disk, _dir) = disk().await;
+    disk.put_bytes(&name("s"), Bytes::from_static(b"x"))
+        .await
+        .unwrap();
+    let faulty = Arc::new(FaultLayer::new(disk, 7));
+    faulty.set(Fault {
+        latency: Duration::from_millis(30),
+        ..Fault::default()
+    });
+    let m = Metrics::new(faulty);
+    for _ in 0..5 {
+        m.head(&name("s")).await.unwrap();
+    }
+    let s = m.snapshot();
+    let head = s.ops.iter().find(|o| o.op == "head").unwrap();
+    assert_eq!(head.latency_buckets.iter().sum::<u64>(), 5);
+    assert!(
+        head.latency_quantile_us(0.95) >= 30_000,
+        "p95 bound {}",
+        head.latency_quantile_us(0.95)
+    );
+}

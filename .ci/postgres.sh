@@ -21,6 +21,18 @@ archipel_pg_start() {
     fi
     bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
     if ! "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"; then
+        # A server killed with -9 (e.g. when the previous session ended) leaves its lock files
+        # behind, and an unreaped zombie still "owns" them; drop each whose PID is gone or a
+        # zombie, or the new server refuses to start.
+        local lock oldpid state
+        for lock in "$dir/postmaster.pid" "$dir/.s.PGSQL.$port.lock"; do
+            [ -f "$lock" ] || continue
+            oldpid="$(head -n 1 "$lock")"
+            state="$(ps -o stat= -p "$oldpid" 2>/dev/null | cut -c1)"
+            if [ -z "$state" ] || [ "$state" = Z ]; then
+                rm -f "$lock"
+            fi
+        done
         if [ ! -f "$dir/PG_VERSION" ]; then
             mkdir -p "$dir" && chown postgres:postgres "$dir" && chmod 700 "$dir" || return 1
             su postgres -s /bin/sh -c "'$bin/initdb' -D '$dir' -U postgres --auth=trust -E UTF8 --locale=C" \

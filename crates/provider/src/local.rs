@@ -119,31 +119,13 @@ impl LocalDir {
                 let chunk = chunk?;
                 size += chunk.len() as u64;
                 let file = f.clone();
-                tokio::task::spawn_blocking(move || (&*file).write_all(&chunk))
+                blocking(move || (&*file).write_all(&chunk))
                     .await
-                    .map_err(|e| {
-                        ProviderError::new(
-                            ErrorKind::Other,
-                            &self.name,
-                            "put",
-                            Some(blob.as_str()),
-                            e.to_string(),
-                        )
-                    })?
                     .map_err(|e| self.io_err("put", Some(blob), &e, "writing"))?;
             }
             let file = f.clone();
-            tokio::task::spawn_blocking(move || file.sync_all())
+            blocking(move || file.sync_all())
                 .await
-                .map_err(|e| {
-                    ProviderError::new(
-                        ErrorKind::Other,
-                        &self.name,
-                        "put",
-                        Some(blob.as_str()),
-                        e.to_string(),
-                    )
-                })?
                 .map_err(|e| self.io_err("put", Some(blob), &e, "fsync"))?;
             Ok(size)
         }
@@ -156,6 +138,16 @@ impl LocalDir {
             }
         }
     }
+}
+
+/// Runs blocking file I/O on tokio's blocking pool; a task that panicked or was cancelled is
+/// an I/O error like any other.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
 }
 
 async fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -236,20 +228,11 @@ impl Provider for LocalDir {
                 }
                 let want = (end - pos).min(READ_CHUNK as u64) as usize;
                 let file = f.clone();
-                let read = tokio::task::spawn_blocking(move || {
+                let read = blocking(move || {
                     let mut buf = vec![0u8; want];
                     std::os::unix::fs::FileExt::read_exact_at(&*file, &mut buf, pos).map(|()| buf)
                 })
-                .await
-                .map_err(|e| {
-                    ProviderError::new(
-                        ErrorKind::Other,
-                        &provider,
-                        "get",
-                        Some(&name),
-                        e.to_string(),
-                    )
-                })?;
+                .await;
                 match read {
                     Ok(buf) => Ok(Some((Bytes::from(buf), (f, pos + want as u64)))),
                     Err(e) if e.kind() == IoKind::UnexpectedEof => Err(ProviderError::new(

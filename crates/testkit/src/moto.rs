@@ -3,7 +3,7 @@
 
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use archipel_provider::S3Config;
 
@@ -18,16 +18,11 @@ pub struct Moto {
 
 static MOTO: OnceLock<Option<Moto>> = OnceLock::new();
 
-fn free_port() -> std::io::Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
-}
-
 // The watchdog shell is meant to outlive this function (it lives as long as the test process).
 #[allow(clippy::zombie_processes)]
 fn start() -> Option<Moto> {
     let bin = crate::require_tool("moto_server", "the S3 provider tests against moto")?;
-    let port = free_port().expect("a free port on 127.0.0.1");
+    let port = crate::free_port();
     // A watchdog shell: moto dies with the test process (no orphan servers).
     let script = format!(
         "{bin} -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; while kill -0 {parent} 2>/dev/null; do sleep 0.5; done; kill $m",
@@ -42,18 +37,14 @@ fn start() -> Option<Moto> {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn moto_server");
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Some(Moto {
-                endpoint,
-                _watchdog: watchdog,
-            });
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("moto_server did not listen on 127.0.0.1:{port} within 60 s");
+    assert!(
+        crate::wait_listening(port, Duration::from_secs(60)),
+        "moto_server did not listen on 127.0.0.1:{port} within 60 s"
+    );
+    Some(Moto {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        _watchdog: watchdog,
+    })
 }
 
 /// The shared moto server, started on first use; `None` when moto is not installed (and not

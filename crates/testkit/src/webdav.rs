@@ -2,7 +2,7 @@
 //! directory on a free 127.0.0.1 port, one server per test, stopped when dropped.
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use archipel_provider::WebDavConfig;
 
@@ -29,10 +29,7 @@ pub fn start() -> Option<RcloneWebDav> {
         "the WebDAV provider tests against rclone serve webdav",
     )?;
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = crate::free_port();
     let mut child = Command::new(bin)
         .args(["serve", "webdav", "--addr", &format!("127.0.0.1:{port}")])
         .arg(dir.path())
@@ -42,23 +39,19 @@ pub fn start() -> Option<RcloneWebDav> {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn rclone serve webdav");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Some(RcloneWebDav {
-                child,
-                _dir: dir,
-                config: WebDavConfig {
-                    endpoint: format!("http://127.0.0.1:{port}"),
-                    username: String::new(),
-                    password: String::new(),
-                    root: "archipel".into(),
-                },
-            });
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    if !crate::wait_listening(port, Duration::from_secs(30)) {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("rclone serve webdav did not listen on 127.0.0.1:{port} within 30 s");
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("rclone serve webdav did not listen on 127.0.0.1:{port} within 30 s");
+    Some(RcloneWebDav {
+        child,
+        _dir: dir,
+        config: WebDavConfig {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            username: String::new(),
+            password: String::new(),
+            root: "archipel".into(),
+        },
+    })
 }

@@ -1,6 +1,6 @@
 //! Archipel's metadata store: the index of buckets, object versions and multipart uploads,
-//! access keys and grants, the provider registry, the garbage-collection queue and background
-//! jobs' checkpoints — and the one place where concurrent writers are decided.
+//! access keys and grants, the provider registry, the garbage-collection and repair queues and
+//! background jobs' checkpoints — and the one place where concurrent writers are decided.
 //!
 //! * [`MetaStore`]: the trait, with its `# Contract`; [`MetaStoreExt`]: conveniences.
 //! * [`SqlMetaStore`]: the implementation, embedded SQLite in the data directory

@@ -653,6 +653,30 @@ impl MetaStore for SqlMetaStore {
             .await
     }
 
+    async fn enqueue_repair(&self, items: &[RepairItem], now: UnixMillis) -> Result<()> {
+        self.write((items.to_vec(), now), |c, (i, now)| {
+            Box::pin(ops::enqueue_repair(c, i, *now))
+        })
+        .await
+    }
+
+    async fn peek_repair(
+        &self,
+        after: Option<&RepairEntry>,
+        limit: usize,
+    ) -> Result<Vec<RepairEntry>> {
+        ops::peek_repair(&mut *self.read("peek_repair").await?, after, limit).await
+    }
+
+    async fn remove_repair(&self, blobs: &[GcBlob]) -> Result<u64> {
+        self.write(blobs.to_vec(), |c, b| Box::pin(ops::remove_repair(c, b)))
+            .await
+    }
+
+    async fn count_repair(&self) -> Result<u64> {
+        ops::count_repair(&mut *self.read("count_repair").await?).await
+    }
+
     async fn put_checkpoint(&self, name: &CheckpointName, data: &[u8]) -> Result<()> {
         let args = (name.clone(), data.to_vec());
         self.write(args, |c, (n, d)| Box::pin(ops::put_checkpoint(c, n, d)))

@@ -7,12 +7,12 @@ use crate::error::Result;
 use crate::types::{
     AccessKey, AccessKeyId, Bucket, BucketName, CheckpointName, CommitCondition, Completed, ETag,
     GcBlob, GcEntry, Grant, ListQuery, NewUpload, NewVersion, ObjectKey, ObjectPage, ObjectVersion,
-    Part, PartPage, PartQuery, Permissions, ProviderName, ProviderRecord, Superseded, UnixMillis,
-    Upload, UploadPage, UploadQuery, UploadRef,
+    Part, PartPage, PartQuery, Permissions, ProviderName, ProviderRecord, RepairEntry, RepairItem,
+    Superseded, UnixMillis, Upload, UploadPage, UploadQuery, UploadRef,
 };
 
 /// Archipel's metadata: buckets, object versions, multipart uploads, access keys and grants,
-/// the provider registry, the garbage-collection queue and job checkpoints.
+/// the provider registry, the garbage-collection and repair queues and job checkpoints.
 ///
 /// Every method is one indivisible primitive; conveniences live in [`MetaStoreExt`] so that
 /// wrappers (metrics, fault injection) only have these to forward.
@@ -151,6 +151,27 @@ pub trait MetaStore: Send + Sync {
     async fn peek_gc(&self, after: Option<&GcEntry>, limit: usize) -> Result<Vec<GcEntry>>;
     /// Removes blobs from the queue (absent ones are ignored); how many were removed.
     async fn remove_gc(&self, blobs: &[GcBlob]) -> Result<u64>;
+
+    // ---- repair queue ----
+
+    /// Records shards to repair (idempotent per (provider, blob): an entry already queued keeps
+    /// its first time and reason, and the rest of its first record). Entries are independent
+    /// of buckets and objects: deleting either leaves them queued.
+    /// [`MetaError::InvalidArgument`](crate::MetaError::InvalidArgument) if a reason contains
+    /// NUL.
+    async fn enqueue_repair(&self, items: &[RepairItem], now: UnixMillis) -> Result<()>;
+    /// Up to `limit` entries (at most [`MAX_PAGE`](crate::MAX_PAGE)), oldest first (ties by
+    /// provider, then blob, bytewise), strictly after `after` (to page past entries that
+    /// could not be repaired yet).
+    async fn peek_repair(
+        &self,
+        after: Option<&RepairEntry>,
+        limit: usize,
+    ) -> Result<Vec<RepairEntry>>;
+    /// Removes entries by (provider, blob) (absent ones are ignored); how many were removed.
+    async fn remove_repair(&self, blobs: &[GcBlob]) -> Result<u64>;
+    /// How many entries are queued.
+    async fn count_repair(&self) -> Result<u64>;
 
     // ---- job checkpoints ----
 

@@ -461,3 +461,29 @@ pub struct GcEntry {
     /// When it was first enqueued.
     pub enqueued: UnixMillis,
 }
+
+/// A shard that needs repair: missing when its object was written, or found corrupt or
+/// missing on read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepairItem {
+    /// The provider and blob name of the shard (where it was meant to be written, if it
+    /// never was). Identifies the entry in the queue.
+    pub blob: GcBlob,
+    /// The bucket of the object version the shard belongs to.
+    pub bucket: BucketName,
+    /// The object's key.
+    pub key: ObjectKey,
+    /// The version the shard belongs to.
+    pub version_id: VersionId,
+    /// Why it needs repair: `"missing"`, `"corrupt"`, `"unwritten"`, …; opaque here (no NUL).
+    pub reason: String,
+}
+
+/// A queued repair entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepairEntry {
+    /// The shard and what it belongs to, as first enqueued.
+    pub item: RepairItem,
+    /// When it was first enqueued.
+    pub enqueued: UnixMillis,
+}

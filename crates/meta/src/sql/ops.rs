@@ -1205,6 +1205,115 @@ pub(super) async fn remove_gc(conn: &mut AnyConnection, blobs: &[GcBlob]) -> Res
     Ok(removed)
 }
 
+// ---------------------------------------------------------------- repair queue
+
+macro_rules! repair_cols {
+    () => {
+        "provider, blob, bucket, key, version_id, reason, enqueued_ms"
+    };
+}
+
+pub(super) async fn enqueue_repair(
+    conn: &mut AnyConnection,
+    items: &[RepairItem],
+    now: UnixMillis,
+) -> Result<()> {
+    if let Some(item) = items.iter().find(|i| i.reason.contains('\0')) {
+        return Err(MetaError::invalid(
+            "repair reason",
+            format!("{:?}: must not contain NUL", item.reason),
+        ));
+    }
+    for item in items {
+        sqlx::query(concat!(
+            "INSERT INTO repair_queue (",
+            repair_cols!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (provider, blob) DO NOTHING"
+        ))
+        .bind(item.blob.provider.as_str().as_bytes())
+        .bind(item.blob.blob.as_bytes())
+        .bind(item.bucket.as_str())
+        .bind(item.key.as_str().as_bytes())
+        .bind(item.version_id.as_str())
+        .bind(item.reason.as_str())
+        .bind(now.0)
+        .execute(&mut *conn)
+        .await
+        .map_err(db("enqueue_repair"))?;
+    }
+    Ok(())
+}
+
+fn repair_row(row: &AnyRow) -> Result<RepairEntry> {
+    const T: &str = "repair_queue";
+    Ok(RepairEntry {
+        item: RepairItem {
+            blob: GcBlob {
+                provider: name(T, ProviderName::new(utf8(T, col(T, row, 0)?)?))?,
+                blob: utf8(T, col(T, row, 1)?)?,
+            },
+            bucket: name(T, BucketName::new(col::<String>(T, row, 2)?))?,
+            key: name(T, ObjectKey::new(utf8(T, col(T, row, 3)?)?))?,
+            version_id: name(T, VersionId::new(col::<String>(T, row, 4)?))?,
+            reason: col(T, row, 5)?,
+        },
+        enqueued: UnixMillis(col(T, row, 6)?),
+    })
+}
+
+pub(super) async fn peek_repair(
+    conn: &mut AnyConnection,
+    after: Option<&RepairEntry>,
+    limit: usize,
+) -> Result<Vec<RepairEntry>> {
+    let limit = limit_of(limit.min(MAX_PAGE));
+    let query = match after {
+        None => sqlx::query(concat!(
+            "SELECT ",
+            repair_cols!(),
+            " FROM repair_queue ORDER BY enqueued_ms, provider, blob LIMIT $1"
+        ))
+        .bind(limit),
+        Some(e) => sqlx::query(concat!(
+            "SELECT ",
+            repair_cols!(),
+            " FROM repair_queue WHERE (enqueued_ms, provider, blob) > ($1, $2, $3) \
+             ORDER BY enqueued_ms, provider, blob LIMIT $4"
+        ))
+        .bind(e.enqueued.0)
+        .bind(e.item.blob.provider.as_str().as_bytes().to_vec())
+        .bind(e.item.blob.blob.as_bytes().to_vec())
+        .bind(limit),
+    };
+    let rows = query
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db("peek_repair"))?;
+    rows.iter().map(repair_row).collect()
+}
+
+pub(super) async fn remove_repair(conn: &mut AnyConnection, blobs: &[GcBlob]) -> Result<u64> {
+    let mut removed = 0;
+    for blob in blobs {
+        removed += sqlx::query("DELETE FROM repair_queue WHERE provider = $1 AND blob = $2")
+            .bind(blob.provider.as_str().as_bytes())
+            .bind(blob.blob.as_bytes())
+            .execute(&mut *conn)
+            .await
+            .map_err(db("remove_repair"))?
+            .rows_affected();
+    }
+    Ok(removed)
+}
+
+pub(super) async fn count_repair(conn: &mut AnyConnection) -> Result<u64> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM repair_queue")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db("count_repair"))?;
+    to_u64("repair_queue", n)
+}
+
 // ---------------------------------------------------------------- checkpoints
 
 pub(super) async fn put_checkpoint(

@@ -5,9 +5,9 @@
 //!
 //! Dialect differences are two tokens in the migration text: `{blob}` (`BLOB` / `BYTEA`) and
 //! `{norowid}` (`WITHOUT ROWID` on SQLite, so the primary key is the table's clustered
-//! B-tree). Keys that are listed in order (object keys, upload ids, GC blob names) are stored
-//! as bytes, so both engines sort them by their UTF-8 bytes, as S3 does, whatever the
-//! database collation.
+//! B-tree). Keys that are listed in order (object keys, upload ids, the queues' provider and
+//! blob names) are stored as bytes, so both engines sort them by their UTF-8 bytes, as S3
+//! does, whatever the database collation.
 
 use sqlx::{AnyConnection, Connection};
 
@@ -16,10 +16,11 @@ use crate::error::{MetaError, Result};
 use crate::types::UnixMillis;
 
 /// The migrations, oldest first: `(version, name, statements separated by ';')`.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial schema",
-    r#"
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial schema",
+        r#"
 CREATE TABLE buckets (
     name TEXT PRIMARY KEY,
     owner TEXT NOT NULL,
@@ -90,10 +91,28 @@ CREATE TABLE checkpoints (
     data {blob} NOT NULL
 )
 "#,
-)];
+    ),
+    (
+        2,
+        "repair queue",
+        r#"
+CREATE TABLE repair_queue (
+    provider {blob} NOT NULL,
+    blob {blob} NOT NULL,
+    bucket TEXT NOT NULL,
+    key {blob} NOT NULL,
+    version_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    enqueued_ms BIGINT NOT NULL,
+    PRIMARY KEY (provider, blob)
+);
+CREATE INDEX repair_queue_by_age ON repair_queue (enqueued_ms, provider, blob)
+"#,
+    ),
+];
 
 /// The newest schema version this build knows.
-pub(crate) const LATEST: i64 = 1;
+pub(crate) const LATEST: i64 = 2;
 
 /// A fixed key for `pg_advisory_xact_lock` ("archipel" in ASCII).
 const ADVISORY_LOCK: i64 = 0x6172_6368_6970_656c;

@@ -1012,6 +1012,321 @@ pub(crate) async fn gc_queue_pages_oldest_first(store: Arc<dyn MetaStore>) {
     assert_eq!(store.peek_gc(None, 10).await.unwrap().len(), 3);
 }
 
+fn repair_item(p: &str, b: &str, k: &str, reason: &str) -> RepairItem {
+    RepairItem {
+        blob: GcBlob {
+            provider: ProviderName::new(p).unwrap(),
+            blob: b.into(),
+        },
+        bucket: bucket_name("repairs"),
+        key: key(k),
+        version_id: VersionId::new(format!("v-{k}")).unwrap(),
+        reason: reason.into(),
+    }
+}
+
+fn repair_blob(p: &str, b: &str) -> GcBlob {
+    GcBlob {
+        provider: ProviderName::new(p).unwrap(),
+        blob: b.into(),
+    }
+}
+
+fn repair_blobs(entries: &[RepairEntry]) -> Vec<GcBlob> {
+    entries.iter().map(|e| e.item.blob.clone()).collect()
+}
+
+pub(crate) async fn repair_queue_pages_oldest_first(store: Arc<dyn MetaStore>) {
+    assert_eq!(store.count_repair().await.unwrap(), 0);
+    assert_eq!(store.peek_repair(None, 10).await.unwrap(), Vec::new());
+    store.enqueue_repair(&[], UnixMillis(1)).await.unwrap();
+    store
+        .enqueue_repair(
+            &[
+                repair_item("p2", "b", "k/b", "missing"),
+                repair_item("p1", "z", "k/z", "unwritten"),
+            ],
+            UnixMillis(20),
+        )
+        .await
+        .unwrap();
+    // (p2, b) again, later, with another reason and object: the first record stands. Within
+    // one call, the first of two items for one blob wins.
+    store
+        .enqueue_repair(
+            &[
+                repair_item("p1", "é", "k/é", "corrupt"),
+                repair_item("p2", "b", "other", "corrupt"),
+                repair_item("p1", "a", "k/a", "missing"),
+                repair_item("p1", "a", "k/a2", "corrupt"),
+            ],
+            UnixMillis(10),
+        )
+        .await
+        .unwrap();
+    store
+        .enqueue_repair(&[repair_item("p1", "c", "k/c", "corrupt")], UnixMillis(30))
+        .await
+        .unwrap();
+    assert_eq!(store.count_repair().await.unwrap(), 5);
+
+    let all = store.peek_repair(None, 100).await.unwrap();
+    assert_eq!(
+        all,
+        vec![
+            RepairEntry {
+                item: repair_item("p1", "a", "k/a", "missing"),
+                enqueued: UnixMillis(10),
+            },
+            // Blob names sort by UTF-8 bytes: "é" (0xC3 0xA9) after any ASCII name.
+            RepairEntry {
+                item: repair_item("p1", "é", "k/é", "corrupt"),
+                enqueued: UnixMillis(10),
+            },
+            RepairEntry {
+                item: repair_item("p1", "z", "k/z", "unwritten"),
+                enqueued: UnixMillis(20),
+            },
+            RepairEntry {
+                item: repair_item("p2", "b", "k/b", "missing"),
+                enqueued: UnixMillis(20),
+            },
+            RepairEntry {
+                item: repair_item("p1", "c", "k/c", "corrupt"),
+                enqueued: UnixMillis(30),
+            },
+        ],
+        "oldest first, ties by provider then blob; re-enqueueing keeps the first time and reason"
+    );
+
+    // Paging with `after`, two at a time, visits every entry once, in order.
+    let mut paged = Vec::new();
+    let mut after: Option<RepairEntry> = None;
+    loop {
+        let page = store.peek_repair(after.as_ref(), 2).await.unwrap();
+        assert!(page.len() <= 2);
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().cloned();
+        paged.extend(page);
+    }
+    assert_eq!(paged, all);
+    assert_eq!(store.peek_repair(None, 0).await.unwrap(), Vec::new());
+    // `after` need not be queued any more: it is only a position.
+    let mut gone = all[1].clone();
+    gone.item.blob.blob = "m".into();
+    assert_eq!(
+        repair_blobs(&store.peek_repair(Some(&gone), 10).await.unwrap()),
+        repair_blobs(&all[1..])
+    );
+
+    // A reason with NUL is refused, and nothing of the call is queued.
+    let err = store
+        .enqueue_repair(
+            &[
+                repair_item("p3", "ok", "k/ok", "missing"),
+                repair_item("p3", "bad", "k/bad", "bad\0reason"),
+            ],
+            UnixMillis(40),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MetaError::InvalidArgument { .. }), "{err:?}");
+    assert_eq!(store.count_repair().await.unwrap(), 5);
+
+    assert_eq!(
+        store
+            .remove_repair(&[
+                repair_blob("p1", "a"),
+                repair_blob("p1", "a"),
+                repair_blob("p9", "none"),
+                repair_blob("p2", "b"),
+            ])
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(store.remove_repair(&[]).await.unwrap(), 0);
+    assert_eq!(store.count_repair().await.unwrap(), 3);
+    assert_eq!(
+        repair_blobs(&store.peek_repair(None, 10).await.unwrap()),
+        vec![
+            repair_blob("p1", "é"),
+            repair_blob("p1", "z"),
+            repair_blob("p1", "c")
+        ]
+    );
+    // Removed entries can be queued again, with a new time and reason.
+    store
+        .enqueue_repair(&[repair_item("p1", "a", "k/a", "corrupt")], UnixMillis(50))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.peek_repair(None, 10).await.unwrap().last(),
+        Some(&RepairEntry {
+            item: repair_item("p1", "a", "k/a", "corrupt"),
+            enqueued: UnixMillis(50),
+        })
+    );
+    // The repair queue and the GC queue are separate.
+    assert_eq!(store.peek_gc(None, 10).await.unwrap(), Vec::new());
+    assert_eq!(store.remove_gc(&[repair_blob("p1", "a")]).await.unwrap(), 0);
+    assert_eq!(store.count_repair().await.unwrap(), 4);
+}
+
+pub(crate) async fn repair_entries_do_not_hold_buckets(store: Arc<dyn MetaStore>) {
+    let b = with_bucket(&store, "repairs").await;
+    commit(&store, &b, "k/a", "v-k/a").await;
+    store
+        .enqueue_repair(&[repair_item("p1", "a", "k/a", "missing")], UnixMillis(10))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.delete_bucket(&b).await,
+        Err(MetaError::BucketNotEmpty { .. })
+    ));
+    store.delete(&b, &key("k/a"), None).await.unwrap();
+    // Only objects and uploads keep a bucket: its repair entries do not, and stay queued.
+    store.delete_bucket(&b).await.unwrap();
+    assert_eq!(store.get_bucket(&b).await.unwrap(), None);
+    assert_eq!(
+        store.peek_repair(None, 10).await.unwrap(),
+        vec![RepairEntry {
+            item: repair_item("p1", "a", "k/a", "missing"),
+            enqueued: UnixMillis(10),
+        }]
+    );
+}
+
+/// The embedded store keeps its repair queue across a close and reopen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_repair_queue_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || SqlMetaStore::open_embedded(EmbeddedOptions::new(dir.path()));
+    let store = open().await.unwrap();
+    store
+        .enqueue_repair(
+            &[
+                repair_item("p1", "a", "k/a", "missing"),
+                repair_item("p2", "b", "k/b", "corrupt"),
+            ],
+            UnixMillis(10),
+        )
+        .await
+        .unwrap();
+    let before = store.peek_repair(None, 10).await.unwrap();
+    store.close().await;
+    drop(store);
+
+    let store = open().await.unwrap();
+    store.check_integrity().await.unwrap();
+    assert_eq!(store.count_repair().await.unwrap(), 2);
+    assert_eq!(store.peek_repair(None, 10).await.unwrap(), before);
+    assert_eq!(
+        store
+            .remove_repair(&[repair_blob("p1", "a")])
+            .await
+            .unwrap(),
+        1
+    );
+    store.close().await;
+    drop(store);
+
+    let store = open().await.unwrap();
+    assert_eq!(
+        repair_blobs(&store.peek_repair(None, 10).await.unwrap()),
+        vec![repair_blob("p2", "b")]
+    );
+    store.close().await;
+}
+
+/// Rewinds a database to schema version 1 (as written by a build before the repair queue),
+/// keeping its data.
+async fn rewind_to_v1(conn: &mut sqlx::AnyConnection) {
+    use sqlx::Executor;
+    for sql in [
+        "DROP TABLE repair_queue",
+        "DELETE FROM archipel_schema WHERE version > 1",
+    ] {
+        conn.execute(sql).await.unwrap();
+    }
+}
+
+async fn check_upgraded(store: &SqlMetaStore) {
+    store.check_integrity().await.unwrap();
+    let b = bucket_name("upgraded");
+    assert_eq!(
+        store
+            .get(&b, &key("k"))
+            .await
+            .unwrap()
+            .map(|o| o.version.version_id),
+        Some(VersionId::new("v1").unwrap()),
+        "data written before the upgrade is kept"
+    );
+    store
+        .enqueue_repair(&[repair_item("p1", "a", "k/a", "missing")], UnixMillis(10))
+        .await
+        .unwrap();
+    assert_eq!(store.count_repair().await.unwrap(), 1);
+}
+
+/// Writes a bucket and an object, for [`check_upgraded`].
+async fn before_upgrade(store: &Arc<SqlMetaStore>) {
+    let dyn_store: Arc<dyn MetaStore> = store.clone();
+    let b = with_bucket(&dyn_store, "upgraded").await;
+    commit(&dyn_store, &b, "k", "v1").await;
+}
+
+/// A version-1 embedded database is migrated to the repair queue's schema at open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_v1_database_gains_the_repair_queue() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let open = || SqlMetaStore::open_embedded(EmbeddedOptions::new(dir.path()));
+    let store = Arc::new(open().await.unwrap());
+    before_upgrade(&store).await;
+    store.close().await;
+    drop(store);
+
+    sqlx::any::install_default_drivers();
+    let url = format!("sqlite://{}", dir.path().join("meta.sqlite3").display());
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    rewind_to_v1(&mut conn).await;
+    conn.close().await.unwrap();
+
+    let store = open().await.unwrap();
+    check_upgraded(&store).await;
+    store.close().await;
+}
+
+/// A version-1 PostgreSQL schema is migrated to the repair queue's schema at connect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_v1_database_gains_the_repair_queue() {
+    use sqlx::{Connection, Executor};
+    let Some(url) = crate::pg_url() else { return };
+    let schema = crate::fresh_schema("up");
+    let store = Arc::new(crate::postgres_in(&url, &schema).await);
+    before_upgrade(&store).await;
+    store.close().await;
+    drop(store);
+
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    conn.execute(sqlx::AssertSqlSafe(format!(
+        "SET search_path TO \"{schema}\""
+    )))
+    .await
+    .unwrap();
+    rewind_to_v1(&mut conn).await;
+    conn.close().await.unwrap();
+
+    let store = crate::postgres_in(&url, &schema).await;
+    check_upgraded(&store).await;
+    store.close().await;
+    crate::drop_schema(&url, &schema).await;
+}
+
 pub(crate) async fn checkpoints_are_replaced_and_deleted(store: Arc<dyn MetaStore>) {
     let name = CheckpointName::new("drain:p1").unwrap();
     assert_eq!(store.get_checkpoint(&name).await.unwrap(), None);

@@ -162,6 +162,8 @@ conformance!(
     cases::access_keys_and_grants,
     cases::provider_registry,
     cases::gc_queue_pages_oldest_first,
+    cases::repair_queue_pages_oldest_first,
+    cases::repair_entries_do_not_hold_buckets,
     cases::checkpoints_are_replaced_and_deleted,
     model::random_operations_match_a_btreemap_model,
     race::only_if_absent_race_has_exactly_one_winner,

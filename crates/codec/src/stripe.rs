@@ -109,6 +109,11 @@ impl EncodedStripe {
     pub fn chunks(&self) -> &[Vec<u8>] {
         &self.chunks
     }
+    /// Takes the sealed chunks out (in shard order) without copying, e.g. to hand them to
+    /// writers; the next stripe sealed into this buffer allocates fresh ones.
+    pub fn take_chunks(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.chunks)
+    }
 }
 
 /// What a finished segment encode produced.

@@ -1,12 +1,44 @@
-//! Archipel's engine: turns codec + providers + meta into the five promises.
+//! Archipel's engine: turns the codec, the providers and the metadata store into the five
+//! promises — any `m` providers can vanish and every acknowledged object stays readable, no
+//! provider sees plaintext or names, and a slow provider does not slow reads.
 //!
-//! Built so far: [`placement`] — bucket policies (k, m, write quorum, placement rules over
-//! provider labels), their validation, and the choice of which providers hold an object's
-//! shards. The PUT/GET pipelines, degraded and hedged reads, multipart, GC and the background
-//! jobs come next (issue 5).
+//! * [`placement`]: per-bucket [`Policy`] (k, m, write quorum, label rules) and where shards go.
+//! * [`Engine`]: buckets, streaming PUT (encode as the body arrives, shards to `k + m`
+//!   providers in parallel, quorum, spares, commit), GET/HEAD (ranged, the `k` best
+//!   providers, hedging past slow ones, every chunk verified, degraded decode), multipart
+//!   uploads (each part encoded as it arrives, completion is a metadata operation), deletes,
+//!   the garbage-collection queue, the orphan scan, and scrubbing (verify every shard).
+//! * [`health`]: recent latency and failures per provider, used to choose and hedge reads.
+//!
+//! # Architecture invariants
+//!
+//! * An object version is visible iff its manifest is committed in the metadata store, and the
+//!   commit happens only after its shards are durable on the write quorum. A failure at any
+//!   point before leaves only orphans: blobs the GC queue or the orphan scan reclaims.
+//! * Memory per request is bounded by the stripe size times the pipeline depth, never by the
+//!   object size: bodies stream through bounded channels in both directions.
+//! * No byte is returned as object data before its chunk's AEAD tag verified; with fewer than
+//!   `k` usable shards a read fails with [`EngineError::Unavailable`], never with wrong data.
+//! * Every shard, manifest and data key is produced by the codec; the engine supplies the
+//!   randomness (ids, keys, nonces) and the clock.
 
+mod engine;
+pub mod error;
+mod gc;
+pub mod health;
+mod multipart;
+mod object;
 pub mod placement;
+mod read;
+mod scrub;
+mod write;
 
+pub use engine::{Engine, EngineOptions, ProviderSlot};
+pub use error::{EngineError, Result};
+pub use gc::{GcReport, JobHandle, OrphanReport};
+pub use multipart::{MAX_PART_NUMBER, PartOutcome};
+pub use object::{Body, ByteRange, GetOutput, ObjectInfo, PutOptions, PutOutcome};
 pub use placement::{
-    Placement, PlacementError, PlacementReport, PlacementRules, Policy, ProviderInfo, ProviderState,
+    Placement, PlacementError, PlacementRules, Policy, ProviderInfo, ProviderState,
 };
+pub use scrub::ScrubReport;

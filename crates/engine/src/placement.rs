@@ -380,6 +380,78 @@ impl Policy {
 }
 
 /// Search steps before giving up (reported as impossible): bounds a pathological validation.
+impl Policy {
+    /// Encodes the policy as the bucket record stores it: readable `name=value` lines.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut s = format!(
+            "archipel-policy 1\nk={}\nm={}\nwrite_quorum={}\n",
+            self.k, self.m, self.write_quorum
+        );
+        if let Some(n) = self.rules.max_per_operator {
+            s.push_str(&format!("max_per_operator={n}\n"));
+        }
+        if let Some(n) = self.rules.max_per_jurisdiction {
+            s.push_str(&format!("max_per_jurisdiction={n}\n"));
+        }
+        if let Some(j) = &self.rules.allowed_jurisdictions {
+            let list: Vec<&str> = j.iter().map(String::as_str).collect();
+            s.push_str(&format!("allowed_jurisdictions={}\n", list.join(",")));
+        }
+        s.into_bytes()
+    }
+
+    /// Decodes [`Policy::encode`]'s output; an error names the offending line.
+    pub fn decode(bytes: &[u8]) -> Result<Self, PlacementError> {
+        let bad = |m: String| PlacementError::InvalidPolicy(m);
+        let text = std::str::from_utf8(bytes).map_err(|_| bad("policy is not UTF-8".into()))?;
+        let mut lines = text.lines();
+        if lines.next() != Some("archipel-policy 1") {
+            return Err(bad(
+                "unknown policy format (expected \"archipel-policy 1\")".into(),
+            ));
+        }
+        let (mut k, mut m, mut q) = (None, None, None);
+        let mut rules = PlacementRules::default();
+        for line in lines.filter(|l| !l.is_empty()) {
+            let (name, value) = line
+                .split_once('=')
+                .ok_or_else(|| bad(format!("policy line {line:?} is not name=value")))?;
+            let num = || {
+                value
+                    .parse::<usize>()
+                    .map_err(|_| bad(format!("policy {name}: {value:?} is not a number")))
+            };
+            match name {
+                "k" => k = Some(num()?),
+                "m" => m = Some(num()?),
+                "write_quorum" => q = Some(num()?),
+                "max_per_operator" => rules.max_per_operator = Some(num()?),
+                "max_per_jurisdiction" => rules.max_per_jurisdiction = Some(num()?),
+                "allowed_jurisdictions" => {
+                    rules.allowed_jurisdictions = Some(
+                        value
+                            .split(',')
+                            .filter(|j| !j.is_empty())
+                            .map(str::to_string)
+                            .collect(),
+                    )
+                }
+                _ => {} // written by a newer version: ignored
+            }
+        }
+        let (Some(k), Some(m)) = (k, m) else {
+            return Err(bad("policy lacks k or m".into()));
+        };
+        let mut p = Policy::new(k, m)?;
+        if let Some(q) = q {
+            p.write_quorum = q;
+        }
+        p.rules = rules;
+        p.check()?;
+        Ok(p)
+    }
+}
+
 const SEARCH_BUDGET: u32 = 1_000_000;
 
 fn cap_text(cap: Option<usize>) -> String {

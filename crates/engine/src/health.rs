@@ -1,0 +1,175 @@
+//! What the engine has recently seen of each provider: read latencies (time to first byte) and
+//! failures. Reads go to the providers that answered best; a provider that just failed is
+//! tried last for a while; hedging waits for a provider only as long as its recent p95.
+//!
+//! Observations age out, so a provider that was slow or down is probed again once its record
+//! is stale instead of being avoided forever.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Latency samples kept per provider.
+const SAMPLES: usize = 64;
+
+#[derive(Debug, Default)]
+struct Record {
+    samples: VecDeque<(Instant, Duration)>,
+    down_until: Option<Instant>,
+    consecutive_errors: u32,
+}
+
+/// Recent health of every provider; shared by all requests of an engine.
+#[derive(Debug)]
+pub struct Health {
+    records: Mutex<HashMap<String, Record>>,
+    /// How long a sample counts.
+    memory: Duration,
+    /// How long a provider is tried last after a failure.
+    down_for: Duration,
+}
+
+/// A provider's standing for reads, best first when sorted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Standing {
+    /// Answering normally (or not observed lately).
+    Good,
+    /// Answering, but much slower than its peers.
+    Slow,
+    /// Failed recently.
+    Down,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health::new(Duration::from_secs(30), Duration::from_secs(5))
+    }
+}
+
+impl Health {
+    /// Samples are remembered for `memory`; a failed provider is avoided for `down_for`.
+    pub fn new(memory: Duration, down_for: Duration) -> Self {
+        Health {
+            records: Mutex::new(HashMap::new()),
+            memory,
+            down_for,
+        }
+    }
+
+    fn with<R>(&self, provider: &str, f: impl FnOnce(&mut Record) -> R) -> R {
+        let mut map = self
+            .records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(map.entry(provider.to_string()).or_default())
+    }
+
+    /// Records a successful request that took `latency` to its first byte.
+    pub fn record_ok(&self, provider: &str, latency: Duration) {
+        let now = Instant::now();
+        self.with(provider, |r| {
+            if r.samples.len() == SAMPLES {
+                r.samples.pop_front();
+            }
+            r.samples.push_back((now, latency));
+            r.down_until = None;
+            r.consecutive_errors = 0;
+        });
+    }
+
+    /// Records that a request had not answered after `at_least` when it was given up (a
+    /// hedged read overtook it), so the provider's latency reflects its slowness.
+    pub fn record_slow(&self, provider: &str, at_least: Duration) {
+        let now = Instant::now();
+        self.with(provider, |r| {
+            if r.samples.len() == SAMPLES {
+                r.samples.pop_front();
+            }
+            r.samples.push_back((now, at_least));
+        });
+    }
+
+    /// Records a failed request (unreachable, timed out, refused).
+    pub fn record_error(&self, provider: &str) {
+        let until = Instant::now() + self.down_for;
+        self.with(provider, |r| {
+            r.down_until = Some(until);
+            r.consecutive_errors = r.consecutive_errors.saturating_add(1);
+        });
+    }
+
+    /// Whether the provider failed within the last `down_for`.
+    pub fn is_down(&self, provider: &str) -> bool {
+        let now = Instant::now();
+        self.with(provider, |r| r.down_until.is_some_and(|t| t > now))
+    }
+
+    fn recent(&self, r: &Record) -> Vec<Duration> {
+        let cutoff = Instant::now().checked_sub(self.memory);
+        let mut v: Vec<Duration> = r
+            .samples
+            .iter()
+            .filter(|(t, _)| cutoff.is_none_or(|c| *t >= c))
+            .map(|(_, d)| *d)
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// The provider's recent `q`-quantile latency, if it has at least 4 recent samples.
+    pub fn quantile(&self, provider: &str, q: f64) -> Option<Duration> {
+        let records = self
+            .records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let r = records.get(provider)?;
+        let v = self.recent(r);
+        if v.len() < 4 {
+            return None;
+        }
+        let idx = ((v.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize;
+        v.get(idx).copied()
+    }
+
+    /// Standing of each provider in `names` (same order): down if it failed recently; slow if
+    /// its recent median latency is more than 4× (and 5 ms above) the median of its peers'.
+    pub(crate) fn standings(&self, names: &[&str]) -> Vec<Standing> {
+        let now = Instant::now();
+        let records = self
+            .records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let medians: Vec<Option<Duration>> = names
+            .iter()
+            .map(|n| {
+                records.get(*n).and_then(|r| {
+                    let v = self.recent(r);
+                    v.get(v.len() / 2).copied()
+                })
+            })
+            .collect();
+        let mut known: Vec<Duration> = medians.iter().flatten().copied().collect();
+        known.sort_unstable();
+        let typical = known.get(known.len() / 2).copied();
+        names
+            .iter()
+            .zip(&medians)
+            .map(|(n, med)| {
+                let down = records
+                    .get(*n)
+                    .and_then(|r| r.down_until)
+                    .is_some_and(|t| t > now);
+                if down {
+                    Standing::Down
+                } else if let (Some(m), Some(t)) = (med, typical)
+                    && *m > t * 4
+                    && *m > t + Duration::from_millis(5)
+                {
+                    Standing::Slow
+                } else {
+                    Standing::Good
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,382 @@
+//! The read path: a byte range of one segment from any `k` of its shards.
+//!
+//! Each shard being read has a reader task: one ranged GET covering exactly the stripes the
+//! range needs, cut into chunks, sent through a bounded channel. The decoder waits, stripe by
+//! stripe, for `k` chunks; readers start on the providers that answered best lately (data
+//! shards first, so a healthy read needs no reconstruction). More readers are started —
+//! from the current stripe on — when
+//!
+//! * a chunk is late: nothing arrived within the hedge delay (the waited-for providers' recent
+//!   p95, or a configured delay), the classic hedged request;
+//! * a reader fails (provider unreachable, blob missing) or a chunk fails verification.
+//!
+//! Once a stripe is decoded, readers that have fallen behind the fastest `k` are stopped, so a
+//! slow provider costs one hedge, not a permanent extra stream. When no provider is left to
+//! ask and fewer than `k` chunks are usable, the read fails with
+//! [`EngineError::Unavailable`]: no byte that did not verify is ever returned.
+
+use std::future::poll_fn;
+use std::ops::Range;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use archipel_codec::{
+    CodecError, ManifestSegment, SegmentDecoder, SegmentLayout, SegmentSpec, ShardPlacement,
+    VersionId,
+};
+use archipel_provider::{BlobName, ErrorKind, Provider, ProviderError};
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio::task::{AbortHandle, JoinSet};
+
+use crate::engine::Inner;
+use crate::error::{EngineError, Result};
+use crate::health::Standing;
+
+/// A shard found missing, corrupt or unwritten, to queue for repair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RepairNote {
+    pub(crate) shard: usize,
+    pub(crate) provider: String,
+    pub(crate) blob: String,
+    pub(crate) reason: &'static str,
+}
+
+type ChunkMsg = (u64, std::result::Result<Bytes, ProviderError>);
+
+struct Reader {
+    shard: usize,
+    provider: String,
+    blob: String,
+    rx: mpsc::Receiver<ChunkMsg>,
+    abort: AbortHandle,
+    alive: bool,
+    /// The last stripe this reader delivered.
+    delivered: Option<u64>,
+    started: Instant,
+}
+
+/// Reads `range` (segment-relative) of `seg` and sends the plaintext to `out` in pieces of at
+/// most one stripe. Returns `Ok(false)` if `out` was closed (the client went away). Shards found
+/// missing or corrupt are added to `notes`.
+pub(crate) async fn read_segment(
+    inner: &Arc<Inner>,
+    what: &str,
+    version: VersionId,
+    seg: &ManifestSegment,
+    range: Range<u64>,
+    out: &mpsc::Sender<Result<Bytes>>,
+    notes: &mut Vec<RepairNote>,
+) -> Result<bool> {
+    if range.is_empty() {
+        return Ok(true);
+    }
+    let params = seg.params;
+    let (k, n) = (params.k(), params.n());
+    let key = seg.wrapped_key.unwrap(&inner.master, &seg.segment)?;
+    let spec = SegmentSpec {
+        version,
+        segment: seg.segment,
+        params,
+    };
+    let mut dec = SegmentDecoder::new(spec, &key, seg.len, u64::from(seg.header_len))?;
+    let layout = *dec.layout();
+    let stripes = layout.stripes_for(range.clone());
+
+    // Candidates, best first: healthy before slow before down, data shards before parity.
+    let mut candidates: Vec<&ShardPlacement> =
+        seg.placement.iter().filter(|p| p.shard.get() < n).collect();
+    let names: Vec<&str> = candidates.iter().map(|p| p.provider.as_str()).collect();
+    let standing = inner.health.standings(&names);
+    let mut order: Vec<(Standing, usize, &ShardPlacement)> = candidates
+        .drain(..)
+        .zip(standing)
+        .map(|(p, s)| (s, p.shard.get(), p))
+        .collect();
+    order.sort_by_key(|(s, shard, _)| (*s, *shard));
+    let mut pending: std::collections::VecDeque<&ShardPlacement> =
+        order.into_iter().map(|(_, _, p)| p).collect();
+
+    let mut tasks = JoinSet::new();
+    let mut readers: Vec<Reader> = Vec::new();
+    let mut failures: Vec<String> = Vec::new();
+    let depth = inner.opts.pipeline_depth;
+
+    let start_reader = |from: u64,
+                        pending: &mut std::collections::VecDeque<&ShardPlacement>,
+                        readers: &mut Vec<Reader>,
+                        tasks: &mut JoinSet<()>,
+                        failures: &mut Vec<String>|
+     -> bool {
+        while let Some(p) = pending.pop_front() {
+            let Some(provider) = inner.provider(&p.provider).cloned() else {
+                failures.push(format!("{}: not configured", p.provider));
+                continue;
+            };
+            let Ok(blob) = BlobName::new(p.blob.clone()) else {
+                failures.push(format!("{}: bad blob name {:?}", p.provider, p.blob));
+                continue;
+            };
+            let (tx, rx) = mpsc::channel(depth);
+            let abort = tasks.spawn(run_reader(
+                inner.clone(),
+                provider,
+                blob,
+                layout,
+                from..stripes.end,
+                tx,
+            ));
+            readers.push(Reader {
+                shard: p.shard.get(),
+                provider: p.provider.clone(),
+                blob: p.blob.clone(),
+                rx,
+                abort,
+                alive: true,
+                delivered: None,
+                started: Instant::now(),
+            });
+            return true;
+        }
+        false
+    };
+
+    for _ in 0..k {
+        start_reader(
+            stripes.start,
+            &mut pending,
+            &mut readers,
+            &mut tasks,
+            &mut failures,
+        );
+    }
+
+    let mut slots: Vec<Option<Bytes>> = vec![None; n];
+    for s in stripes.clone() {
+        slots.iter_mut().for_each(|x| *x = None);
+        let mut deadline = Instant::now() + hedge_delay(inner, &readers, s);
+        let mut plain = Vec::with_capacity(layout.stripe_plain_len(s));
+        loop {
+            let have = slots.iter().flatten().count();
+            if have >= k {
+                let chunks: Vec<Option<&[u8]>> = slots.iter().map(|c| c.as_deref()).collect();
+                plain.clear();
+                match dec.decode_stripe(s, &chunks, &mut plain) {
+                    Ok(report) => {
+                        for c in report.corrupt {
+                            note_corrupt(&readers, c.get(), notes);
+                        }
+                        break;
+                    }
+                    Err(CodecError::NotEnoughChunks { corrupt, .. }) => {
+                        for c in corrupt {
+                            note_corrupt(&readers, c.get(), notes);
+                            if let Some(slot) = slots.get_mut(c.get()) {
+                                *slot = None;
+                            }
+                        }
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            // Make sure enough readers are still working on this stripe.
+            let have = slots.iter().flatten().count();
+            let working = readers
+                .iter()
+                .filter(|r| r.alive && r.delivered.is_none_or(|d| d < s))
+                .count();
+            for _ in (have + working)..k {
+                if !start_reader(s, &mut pending, &mut readers, &mut tasks, &mut failures) {
+                    break;
+                }
+            }
+            let working = readers
+                .iter()
+                .filter(|r| r.alive && r.delivered.is_none_or(|d| d < s))
+                .count();
+            if have + working < k {
+                return Err(EngineError::Unavailable {
+                    what: what.to_string(),
+                    needed: k,
+                    usable: have + working,
+                    detail: if failures.is_empty() {
+                        "not enough shards".into()
+                    } else {
+                        failures.join("; ")
+                    },
+                });
+            }
+            let next = poll_fn(|cx| {
+                for (i, r) in readers.iter_mut().enumerate() {
+                    if !r.alive || r.delivered.is_some_and(|d| d >= s) {
+                        continue;
+                    }
+                    if let Poll::Ready(m) = r.rx.poll_recv(cx) {
+                        return Poll::Ready((i, m));
+                    }
+                }
+                Poll::Pending
+            });
+            tokio::select! {
+                (i, msg) = next => {
+                    let r = &mut readers[i];
+                    match msg {
+                        Some((st, Ok(chunk))) => {
+                            if st == s {
+                                r.delivered = Some(s);
+                                slots[r.shard] = Some(chunk);
+                            }
+                            // st < s: a late chunk of a stripe already decoded, dropped.
+                        }
+                        Some((_, Err(e))) => {
+                            r.alive = false;
+                            if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidRange) {
+                                notes.push(RepairNote {
+                                    shard: r.shard,
+                                    provider: r.provider.clone(),
+                                    blob: r.blob.clone(),
+                                    reason: "missing",
+                                });
+                            }
+                            failures.push(e.to_string());
+                        }
+                        None => {
+                            r.alive = false;
+                            failures.push(format!("{}: reader stopped", r.provider));
+                        }
+                    }
+                }
+                () = tokio::time::sleep_until(deadline.into()) => {
+                    // Hedge: one more provider, from this stripe on.
+                    start_reader(s, &mut pending, &mut readers, &mut tasks, &mut failures);
+                    deadline = Instant::now() + hedge_delay(inner, &readers, s);
+                }
+            }
+        }
+        // Stop readers that fell behind the fastest k (they cost bandwidth, not correctness).
+        let ahead = readers
+            .iter()
+            .filter(|r| r.alive && r.delivered == Some(s))
+            .count();
+        if ahead >= k {
+            for r in readers.iter_mut() {
+                if r.alive && r.delivered.is_none_or(|d| d < s) {
+                    r.alive = false;
+                    r.abort.abort();
+                    if r.delivered.is_none() {
+                        inner.health.record_slow(&r.provider, r.started.elapsed());
+                    }
+                }
+            }
+        }
+        let start = layout.stripe_start(s);
+        let lo = range.start.saturating_sub(start) as usize;
+        let hi = ((range.end - start) as usize).min(plain.len());
+        if lo < hi {
+            let piece = Bytes::from(plain).slice(lo..hi);
+            if out.send(Ok(piece)).await.is_err() {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}
+
+fn note_corrupt(readers: &[Reader], shard: usize, notes: &mut Vec<RepairNote>) {
+    if let Some(r) = readers.iter().find(|r| r.shard == shard) {
+        let note = RepairNote {
+            shard,
+            provider: r.provider.clone(),
+            blob: r.blob.clone(),
+            reason: "corrupt",
+        };
+        if !notes.contains(&note) {
+            notes.push(note);
+        }
+    }
+}
+
+/// How long to wait for stripe `s` before hedging: the configured delay, or the slowest
+/// recent p95 among the providers still working on it (at least the floor).
+fn hedge_delay(inner: &Inner, readers: &[Reader], s: u64) -> Duration {
+    if let Some(d) = inner.opts.hedge_delay {
+        return d;
+    }
+    let o = &inner.opts;
+    readers
+        .iter()
+        .filter(|r| r.alive && r.delivered.is_none_or(|d| d < s))
+        .map(|r| {
+            inner
+                .health
+                .quantile(&r.provider, 0.95)
+                .unwrap_or(o.hedge_default)
+        })
+        .max()
+        .unwrap_or(o.hedge_default)
+        .max(o.hedge_floor)
+}
+
+/// One shard's reader: a ranged GET of the stripes `stripes`, cut into chunks.
+async fn run_reader(
+    inner: Arc<Inner>,
+    provider: Arc<dyn Provider>,
+    blob: BlobName,
+    layout: SegmentLayout,
+    stripes: Range<u64>,
+    tx: mpsc::Sender<ChunkMsg>,
+) {
+    let name = provider.name().to_string();
+    let started = Instant::now();
+    let range = layout.shard_range(stripes.clone());
+    let fail = |e: ProviderError| {
+        if !matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidRange) {
+            inner.health.record_error(&name);
+        }
+        e
+    };
+    let mut stream = match provider.get(&blob, Some(range)).await {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = tx.send((stripes.start, Err(fail(e)))).await;
+            return;
+        }
+    };
+    let mut buf = BytesMut::new();
+    let mut first = true;
+    for s in stripes {
+        let need = layout.chunk_stored_len(s);
+        while buf.len() < need {
+            match stream.next().await {
+                Some(Ok(b)) => {
+                    if first {
+                        inner.health.record_ok(&name, started.elapsed());
+                        first = false;
+                    }
+                    buf.extend_from_slice(&b);
+                }
+                Some(Err(e)) => {
+                    let _ = tx.send((s, Err(fail(e)))).await;
+                    return;
+                }
+                None => {
+                    let e = ProviderError::new(
+                        ErrorKind::InvalidRange,
+                        &name,
+                        "get",
+                        Some(blob.as_str()),
+                        "shard ended early",
+                    );
+                    let _ = tx.send((s, Err(e))).await;
+                    return;
+                }
+            }
+        }
+        let chunk = buf.split_to(need).freeze();
+        if tx.send((s, Ok(chunk))).await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,604 @@
+//! The write path: one segment (a whole object, or one multipart part) from a streaming body
+//! to `k + m` shard blobs on as many providers.
+//!
+//! ```text
+//! body ──► [feed] ──bounded──► [encode thread: MD5, RS, AES-GCM] ──bounded──► writer 0 ──► provider
+//!                                                               ├─bounded──► writer 1 ──► provider
+//!                                                               └─ …        (k + m writers)
+//! ```
+//!
+//! Every channel holds at most `pipeline_depth` pieces, so memory per write is bounded by the
+//! stripe size times the depth whatever the object size; a slow provider slows the write
+//! (backpressure) rather than filling memory. A writer whose provider fails is dropped; the
+//! write continues while the write quorum is still reachable. Its shard is then rebuilt on a
+//! spare provider (from the shards just written, through the read path) or, if none fits the
+//! policy, the segment is committed degraded and the shard queued for repair.
+//!
+//! A shard stream that ends without its trailer (the body failed, the request was dropped) is
+//! turned into an error, so the provider discards the partial blob instead of storing it.
+
+use std::sync::Arc;
+
+use archipel_codec::{
+    CodecError, CodecParams, DataKey, EncodedStripe, ManifestSegment, MasterKey, SegmentEncoder,
+    SegmentId, SegmentSpec, ShardHeader, ShardIdentity, ShardIdx, ShardPlacement, ShardTrailer,
+    WrappedKey,
+};
+use archipel_meta::{GcBlob, ProviderName};
+use archipel_provider::{BlobName, ErrorKind, ProviderError, PutBody, PutMode};
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use md5::{Digest, Md5};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::engine::{InflightGuard, Inner, random};
+use crate::error::{EngineError, Result};
+use crate::placement::{Policy, ProviderInfo};
+use crate::read::{RepairNote, read_segment};
+
+/// The error a shard writer gets when the write stops elsewhere (body failed, quorum lost).
+const ABANDONED: &str = "shard abandoned before its end (the write failed elsewhere)";
+
+fn abandoned(e: &ProviderError) -> bool {
+    e.kind() == ErrorKind::Other && e.message == ABANDONED
+}
+
+/// Prefix of every blob the engine writes.
+pub(crate) const BLOB_PREFIX: &str = "v1/";
+
+/// The blob holding shard `shard` of `segment`: `v1/<2 hex>/<segment hex>.<shard>`. Random
+/// (the segment id is), spread over 256 directories.
+pub(crate) fn blob_name(segment: &SegmentId, shard: usize) -> Result<BlobName> {
+    let hex = segment.to_hex();
+    BlobName::new(format!("{BLOB_PREFIX}{}/{hex}.{shard}", &hex[..2]))
+        .map_err(|e| EngineError::Internal(format!("blob name: {e}")))
+}
+
+/// The segment and shard a blob name written by [`blob_name`] stands for.
+pub(crate) fn parse_blob_name(name: &str) -> Option<(SegmentId, u8)> {
+    let rest = name.strip_prefix(BLOB_PREFIX)?;
+    let (_, file) = rest.split_once('/')?;
+    let (hex, shard) = file.split_once('.')?;
+    if hex.len() != 32 {
+        return None;
+    }
+    let mut id = [0u8; 16];
+    for (i, b) in id.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some((SegmentId(id), shard.parse().ok()?))
+}
+
+/// A written segment, ready for a manifest.
+pub(crate) struct WrittenSegment {
+    pub(crate) segment: ManifestSegment,
+    /// Shards written nowhere (queue them for repair once the version is committed).
+    pub(crate) unwritten: Vec<RepairNote>,
+    /// Shards moved to a spare provider.
+    pub(crate) spared: usize,
+    /// Keeps the orphan scan away from the segment until it is committed.
+    pub(crate) _guard: InflightGuard,
+}
+
+/// Where one shard goes.
+#[derive(Debug, Clone)]
+struct ShardTarget {
+    shard: usize,
+    provider: String,
+    blob: BlobName,
+}
+
+enum Msg {
+    Data(Bytes),
+    End,
+}
+
+/// What the encoder thread produced.
+struct Encoded {
+    md5: [u8; 16],
+    len: u64,
+    header_len: usize,
+}
+
+/// The secrets and identity of a segment being written.
+pub(crate) struct SegmentKeys {
+    pub(crate) spec: SegmentSpec,
+    pub(crate) data_key: DataKey,
+    pub(crate) wrapped: WrappedKey,
+}
+
+impl SegmentKeys {
+    pub(crate) fn fresh(
+        master: &MasterKey,
+        identity: &ShardIdentity,
+        params: CodecParams,
+    ) -> Result<Self> {
+        let segment = SegmentId(random()?);
+        let data_key = DataKey::from_bytes(random()?);
+        let wrapped = WrappedKey::wrap(master, &segment, &data_key, random()?)?;
+        Ok(SegmentKeys {
+            spec: SegmentSpec {
+                version: identity.version,
+                segment,
+                params,
+            },
+            data_key,
+            wrapped,
+        })
+    }
+}
+
+fn usable_infos(inner: &Inner, exclude: &[&str]) -> Vec<ProviderInfo> {
+    inner
+        .infos
+        .iter()
+        .filter(|p| !exclude.contains(&p.name.as_str()) && !inner.health.is_down(&p.name))
+        .cloned()
+        .collect()
+}
+
+/// Encodes `body` as one segment and writes its shards; see the module docs.
+pub(crate) async fn write_segment(
+    inner: &Arc<Inner>,
+    policy: &Policy,
+    identity: &ShardIdentity,
+    what: &str,
+    body: crate::object::Body,
+    expected_len: Option<u64>,
+) -> Result<WrittenSegment> {
+    let params = CodecParams::with_stripe_size(policy.k, policy.m, inner.opts.stripe_size)?;
+    let keys = SegmentKeys::fresh(&inner.master, identity, params)?;
+    let segment = keys.spec.segment;
+    let guard = InflightGuard::new(inner.clone(), segment);
+
+    // Providers that failed lately are left out when the policy can do without them.
+    let healthy = usable_infos(inner, &[]);
+    let placement = match policy.place(&healthy, segment.as_bytes()) {
+        Ok(p) => p,
+        Err(_) => policy.place(&inner.infos, segment.as_bytes())?,
+    };
+    let targets: Vec<ShardTarget> = placement
+        .providers
+        .iter()
+        .enumerate()
+        .map(|(shard, provider)| {
+            Ok(ShardTarget {
+                shard,
+                provider: provider.clone(),
+                blob: blob_name(&segment, shard)?,
+            })
+        })
+        .collect::<Result<_>>()?;
+    let all_blobs = gc_blobs(&targets);
+
+    let source = body.map(|r| r.map_err(|e| EngineError::Body(e.to_string())));
+    let outcome = encode_and_write(
+        inner,
+        &keys,
+        identity,
+        targets.clone(),
+        policy.write_quorum,
+        source,
+        expected_len,
+    )
+    .await;
+    let (encoded, results) = match outcome {
+        Ok(x) => x,
+        Err(e) => {
+            inner.collect(all_blobs).await?;
+            return Err(e);
+        }
+    };
+    let ok: Vec<&ShardTarget> = results
+        .iter()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(t, _)| t)
+        .collect();
+    if ok.len() < policy.write_quorum {
+        // Writers stopped because others failed were fine: count them as usable.
+        let usable = results
+            .iter()
+            .filter(|(_, r)| r.as_ref().err().is_none_or(abandoned))
+            .count();
+        let detail = results
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().err().filter(|e| !abandoned(e)))
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        inner.collect(all_blobs).await?;
+        return Err(EngineError::Unavailable {
+            what: what.to_string(),
+            needed: policy.write_quorum,
+            usable,
+            detail,
+        });
+    }
+
+    let mut segment_rec = ManifestSegment {
+        segment,
+        part_number: identity.part_number,
+        params,
+        len: encoded.len,
+        header_len: encoded.header_len as u32,
+        wrapped_key: keys.wrapped.clone(),
+        etag: hex(&encoded.md5),
+        placement: ok
+            .iter()
+            .map(|t| ShardPlacement {
+                shard: ShardIdx(t.shard as u8),
+                provider: t.provider.clone(),
+                blob: t.blob.as_str().to_string(),
+            })
+            .collect(),
+    };
+    let failed: Vec<&ShardTarget> = results
+        .iter()
+        .filter(|(_, r)| r.is_err())
+        .map(|(t, _)| t)
+        .collect();
+    let mut unwritten = Vec::new();
+    let mut spared = 0;
+    let mut current = placement.clone();
+    for t in failed {
+        let failed_names: Vec<&str> = results
+            .iter()
+            .filter(|(_, r)| r.is_err())
+            .map(|(t, _)| t.provider.as_str())
+            .collect();
+        let candidates = usable_infos(inner, &failed_names);
+        let spare = policy.spare(&candidates, segment.as_bytes(), &current, t.shard);
+        let rebuilt = match spare {
+            Some(provider) => {
+                let target = ShardTarget {
+                    shard: t.shard,
+                    provider,
+                    blob: t.blob.clone(),
+                };
+                match rebuild_shard(inner, &keys, identity, what, &segment_rec, target.clone())
+                    .await
+                {
+                    Ok(()) => Some(target),
+                    Err(e) => {
+                        tracing::warn!(
+                            "{what}: shard {} could not be rebuilt on spare {}: {e}",
+                            t.shard,
+                            target.provider
+                        );
+                        inner
+                            .collect(gc_blobs(std::slice::from_ref(&target)))
+                            .await?;
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        match rebuilt {
+            Some(target) => {
+                spared += 1;
+                if let Some(slot) = current.providers.get_mut(t.shard) {
+                    slot.clone_from(&target.provider);
+                }
+                segment_rec.placement.push(ShardPlacement {
+                    shard: ShardIdx(t.shard as u8),
+                    provider: target.provider,
+                    blob: target.blob.as_str().to_string(),
+                });
+            }
+            None => unwritten.push(RepairNote {
+                shard: t.shard,
+                provider: t.provider.clone(),
+                blob: t.blob.as_str().to_string(),
+                reason: "unwritten",
+            }),
+        }
+    }
+    // The failed providers may hold partial or complete blobs of their shards.
+    let failed_blobs: Vec<ShardTarget> = results
+        .iter()
+        .filter(|(_, r)| r.is_err())
+        .map(|(t, _)| t.clone())
+        .collect();
+    inner.collect(gc_blobs(&failed_blobs)).await?;
+    segment_rec.placement.sort_by_key(|p| p.shard.0);
+    Ok(WrittenSegment {
+        segment: segment_rec,
+        unwritten,
+        spared,
+        _guard: guard,
+    })
+}
+
+fn gc_blobs(targets: &[ShardTarget]) -> Vec<GcBlob> {
+    targets
+        .iter()
+        .filter_map(|t| {
+            Some(GcBlob {
+                provider: ProviderName::new(t.provider.clone()).ok()?,
+                blob: t.blob.as_str().to_string(),
+            })
+        })
+        .collect()
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Rebuilds one shard of a just-written segment on `target`: reads the segment back through
+/// the read path (any `k` shards, verified) and re-encodes it. Encryption is deterministic per
+/// (key, segment, stripe, shard), so the rebuilt shard is byte-identical to the lost one.
+async fn rebuild_shard(
+    inner: &Arc<Inner>,
+    keys: &SegmentKeys,
+    identity: &ShardIdentity,
+    what: &str,
+    segment: &ManifestSegment,
+    target: ShardTarget,
+) -> Result<()> {
+    let (tx, mut rx) = mpsc::channel::<Result<Bytes>>(inner.opts.pipeline_depth);
+    let reader = {
+        let inner = inner.clone();
+        let what = what.to_string();
+        let version = identity.version;
+        let segment = segment.clone();
+        tokio::spawn(async move {
+            let mut notes = Vec::new();
+            let r = read_segment(
+                &inner,
+                &what,
+                version,
+                &segment,
+                0..segment.len,
+                &tx,
+                &mut notes,
+            )
+            .await;
+            if let Err(e) = r {
+                let _ = tx.send(Err(e)).await;
+            }
+        })
+    };
+    let source = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    let (_, results) = encode_and_write(
+        inner,
+        keys,
+        identity,
+        vec![target],
+        1,
+        source,
+        Some(segment.len),
+    )
+    .await?;
+    reader.abort();
+    match results.into_iter().next() {
+        Some((_, Ok(()))) => Ok(()),
+        Some((t, Err(e))) => Err(EngineError::Unavailable {
+            what: what.to_string(),
+            needed: 1,
+            usable: 0,
+            detail: format!("{}: {e}", t.provider),
+        }),
+        None => Err(EngineError::Internal("rebuild wrote nothing".into())),
+    }
+}
+
+/// Streams `source` through the encoder to the writers of `targets`. Returns the encode
+/// summary and each target's outcome, or the source's error (the writers are then abandoned
+/// and their partial blobs discarded by the providers).
+async fn encode_and_write(
+    inner: &Arc<Inner>,
+    keys: &SegmentKeys,
+    identity: &ShardIdentity,
+    targets: Vec<ShardTarget>,
+    quorum: usize,
+    mut source: impl Stream<Item = Result<Bytes>> + Unpin,
+    expected_len: Option<u64>,
+) -> Result<(Encoded, Vec<(ShardTarget, Result<(), ProviderError>)>)> {
+    let depth = inner.opts.pipeline_depth;
+    let n = keys.spec.params.n();
+    let enc = SegmentEncoder::new(keys.spec, &keys.data_key)?;
+    let mut txs: Vec<Option<mpsc::Sender<Msg>>> = (0..n).map(|_| None).collect();
+    let mut writers = JoinSet::new();
+    let mut header_len = 0;
+    for t in &targets {
+        let header = ShardHeader::seal(&enc, ShardIdx(t.shard as u8), &keys.wrapped, identity)?;
+        header_len = header.len();
+        let (tx, rx) = mpsc::channel::<Msg>(depth);
+        // The channel is empty and holds `depth ≥ 1` messages.
+        let _ = tx.try_send(Msg::Data(Bytes::from(header)));
+        if let Some(slot) = txs.get_mut(t.shard) {
+            *slot = Some(tx);
+        }
+        let provider = inner.provider(&t.provider).cloned().ok_or_else(|| {
+            EngineError::Invalid(format!("placement chose unknown provider {}", t.provider))
+        })?;
+        let t = t.clone();
+        let inner = inner.clone();
+        writers.spawn(async move {
+            let stream = shard_stream(rx, t.provider.clone(), t.blob.as_str().to_string());
+            let r = provider
+                .put(&t.blob, PutBody::Stream(stream.boxed()), PutMode::Overwrite)
+                .await
+                .map(|_| ());
+            if let Err(e) = &r
+                && e.kind() != ErrorKind::Other
+            {
+                inner.health.record_error(&t.provider);
+            }
+            (t, r)
+        });
+    }
+    let (in_tx, in_rx) = mpsc::channel::<Msg>(depth);
+    let encoder = tokio::task::spawn_blocking(move || encode_loop(enc, in_rx, txs, quorum));
+
+    // Feed the body to the encoder, checking its length.
+    let mut total = 0u64;
+    let fed: Result<()> = async {
+        while let Some(piece) = source.next().await {
+            let piece = piece?;
+            total += piece.len() as u64;
+            if let Some(e) = expected_len
+                && total > e
+            {
+                return Err(EngineError::Body(format!(
+                    "body longer than the announced {e} bytes"
+                )));
+            }
+            if piece.is_empty() {
+                continue;
+            }
+            if in_tx.send(Msg::Data(piece)).await.is_err() {
+                return Ok(()); // the encoder stopped: its result says why
+            }
+        }
+        if let Some(e) = expected_len
+            && total != e
+        {
+            return Err(EngineError::Body(format!(
+                "body ended after {total} of the announced {e} bytes"
+            )));
+        }
+        let _ = in_tx.send(Msg::End).await;
+        Ok(())
+    }
+    .await;
+    drop(in_tx);
+    let encoded = encoder
+        .await
+        .map_err(|e| EngineError::Internal(format!("encoder task: {e}")))?;
+    fed?;
+    let encoded = match encoded {
+        Ok(e) => Some(Encoded { header_len, ..e }),
+        Err(EncodeStop::BelowQuorum) => None,
+        Err(EncodeStop::Aborted) => {
+            return Err(EngineError::Internal("encoder input ended early".into()));
+        }
+        Err(EncodeStop::Codec(e)) => return Err(e.into()),
+    };
+    let mut results = Vec::with_capacity(targets.len());
+    while let Some(r) = writers.join_next().await {
+        let r = r.map_err(|e| EngineError::Internal(format!("shard writer task: {e}")))?;
+        results.push(r);
+    }
+    results.sort_by_key(|(t, _)| t.shard);
+    let encoded = encoded.unwrap_or(Encoded {
+        md5: [0; 16],
+        len: total,
+        header_len,
+    });
+    Ok((encoded, results))
+}
+
+/// A shard writer's body: the messages of its channel, and an error if the channel closes
+/// before [`Msg::End`] (so the provider discards the partial blob).
+fn shard_stream(
+    rx: mpsc::Receiver<Msg>,
+    provider: String,
+    blob: String,
+) -> impl Stream<Item = archipel_provider::Result<Bytes>> + Send {
+    futures::stream::unfold(Some(rx), move |state| {
+        let (provider, blob) = (provider.clone(), blob.clone());
+        async move {
+            let mut rx = state?;
+            match rx.recv().await {
+                Some(Msg::Data(b)) => Some((Ok(b), Some(rx))),
+                Some(Msg::End) => None,
+                None => Some((
+                    Err(ProviderError::new(
+                        ErrorKind::Other,
+                        &provider,
+                        "put",
+                        Some(&blob),
+                        ABANDONED,
+                    )),
+                    None,
+                )),
+            }
+        }
+    })
+}
+
+enum EncodeStop {
+    /// The input closed without [`Msg::End`].
+    Aborted,
+    /// Fewer writers than the quorum are left.
+    BelowQuorum,
+    Codec(CodecError),
+}
+
+impl From<CodecError> for EncodeStop {
+    fn from(e: CodecError) -> Self {
+        EncodeStop::Codec(e)
+    }
+}
+
+/// The encoder thread: MD5 and erasure-code + seal every stripe, hand each chunk to its
+/// writer. Runs on the blocking pool (it is CPU work); channels give backpressure.
+fn encode_loop(
+    mut enc: SegmentEncoder,
+    mut input: mpsc::Receiver<Msg>,
+    mut txs: Vec<Option<mpsc::Sender<Msg>>>,
+    quorum: usize,
+) -> Result<Encoded, EncodeStop> {
+    let mut md5 = Md5::new();
+    let mut stripe = EncodedStripe::new();
+    let send = |stripe: &mut EncodedStripe,
+                txs: &mut Vec<Option<mpsc::Sender<Msg>>>|
+     -> Result<(), EncodeStop> {
+        for (tx, chunk) in txs.iter_mut().zip(stripe.take_chunks()) {
+            if let Some(t) = tx
+                && t.blocking_send(Msg::Data(Bytes::from(chunk))).is_err()
+            {
+                *tx = None; // its provider failed
+            }
+        }
+        if txs.iter().flatten().count() < quorum {
+            return Err(EncodeStop::BelowQuorum);
+        }
+        Ok(())
+    };
+    loop {
+        match input.blocking_recv() {
+            Some(Msg::Data(piece)) => {
+                md5.update(&piece);
+                let mut rest: &[u8] = &piece;
+                while !rest.is_empty() {
+                    if enc.push(&mut rest, &mut stripe)? {
+                        send(&mut stripe, &mut txs)?;
+                    }
+                }
+            }
+            Some(Msg::End) => break,
+            None => return Err(EncodeStop::Aborted),
+        }
+    }
+    let summary = enc.finish(&mut stripe)?;
+    send(&mut stripe, &mut txs)?;
+    let trailer = ShardTrailer {
+        len: summary.len,
+        stripes: summary.stripes,
+    };
+    for (i, tx) in txs.iter_mut().enumerate() {
+        if let Some(t) = tx {
+            let sealed = ShardTrailer::seal(&enc, ShardIdx(i as u8), trailer)?;
+            if t.blocking_send(Msg::Data(Bytes::copy_from_slice(&sealed)))
+                .is_err()
+                || t.blocking_send(Msg::End).is_err()
+            {
+                *tx = None;
+            }
+        }
+    }
+    Ok(Encoded {
+        md5: md5.finalize().into(),
+        len: summary.len,
+        header_len: 0,
+    })
+}

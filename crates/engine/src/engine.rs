@@ -61,7 +61,7 @@ impl Default for EngineOptions {
             stripe_size: DEFAULT_STRIPE_SIZE,
             pipeline_depth: 4,
             hedge_delay: None,
-            hedge_floor: Duration::from_millis(5),
+            hedge_floor: Duration::from_millis(2),
             hedge_default: Duration::from_millis(50),
             gc_delay: Duration::from_secs(60),
             min_part_size: 5 * 1024 * 1024,

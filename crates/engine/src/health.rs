@@ -16,6 +16,10 @@ const SAMPLES: usize = 64;
 struct Record {
     samples: VecDeque<(Instant, Duration)>,
     down_until: Option<Instant>,
+    /// Hedged reads overtook it twice in a row: treat it as slow until then.
+    slow_until: Option<Instant>,
+    /// Hedged reads that overtook it since it last answered in time.
+    overtaken: u32,
     consecutive_errors: u32,
 }
 
@@ -74,18 +78,22 @@ impl Health {
             r.samples.push_back((now, latency));
             r.down_until = None;
             r.consecutive_errors = 0;
+            r.overtaken = 0;
         });
     }
 
-    /// Records that a request had not answered after `at_least` when it was given up (a
-    /// hedged read overtook it), so the provider's latency reflects its slowness.
-    pub fn record_slow(&self, provider: &str, at_least: Duration) {
-        let now = Instant::now();
+    /// Records that a request had not answered after `waited` when a hedged request overtook
+    /// it. Overtaken twice in a row, the provider counts as slow for a while (reads go
+    /// elsewhere, then probe it again); once is forgiven, as a hiccup. Its latency samples
+    /// are left alone, so its hedge delay does not grow with each hedge.
+    pub fn record_overtaken(&self, provider: &str, waited: Duration) {
+        let until = Instant::now() + self.down_for;
+        tracing::debug!("provider {provider}: overtaken by a hedged read after {waited:?}");
         self.with(provider, |r| {
-            if r.samples.len() == SAMPLES {
-                r.samples.pop_front();
+            r.overtaken = r.overtaken.saturating_add(1);
+            if r.overtaken >= 2 {
+                r.slow_until = Some(until);
             }
-            r.samples.push_back((now, at_least));
         });
     }
 
@@ -131,8 +139,9 @@ impl Health {
         v.get(idx).copied()
     }
 
-    /// Standing of each provider in `names` (same order): down if it failed recently; slow if
-    /// its recent median latency is more than 4× (and 5 ms above) the median of its peers'.
+    /// Standing of each provider in `names` (same order): down if it failed recently; slow if a
+    /// hedged read overtook it recently, or its recent median latency is more than 4× (and
+    /// 5 ms above) the median of its peers'.
     pub(crate) fn standings(&self, names: &[&str]) -> Vec<Standing> {
         let now = Instant::now();
         let records = self
@@ -159,8 +168,14 @@ impl Health {
                     .get(*n)
                     .and_then(|r| r.down_until)
                     .is_some_and(|t| t > now);
+                let overtaken = records
+                    .get(*n)
+                    .and_then(|r| r.slow_until)
+                    .is_some_and(|t| t > now);
                 if down {
                     Standing::Down
+                } else if overtaken {
+                    Standing::Slow
                 } else if let (Some(m), Some(t)) = (med, typical)
                     && *m > t * 4
                     && *m > t + Duration::from_millis(5)

@@ -498,6 +498,38 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn policies_encode_readably_and_round_trip() {
+        let mut p = Policy::new(4, 2).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            String::from_utf8_lossy(&p.encode()),
+            "archipel-policy 1\nk=4\nm=2\nwrite_quorum=5\n"
+        );
+        p.write_quorum = 6;
+        p.rules.max_per_operator = Some(2);
+        p.rules.max_per_jurisdiction = Some(3);
+        p.rules.allowed_jurisdictions = Some(["DE".to_string(), "FR".to_string()].into());
+        assert_eq!(Policy::decode(&p.encode()), Ok(p.clone()));
+        let mut future = p.encode();
+        future.extend_from_slice(b"some_new_rule=1\n");
+        assert_eq!(Policy::decode(&future), Ok(p), "unknown lines are ignored");
+        for (bad, says) in [
+            (&b"k=4\nm=2\n"[..], "unknown policy format"),
+            (b"archipel-policy 1\nk=four\nm=2\n", "not a number"),
+            (b"archipel-policy 1\nm=2\n", "lacks k"),
+            (
+                b"archipel-policy 1\nk=4\nm=2\nwrite_quorum=9\n",
+                "write quorum",
+            ),
+        ] {
+            let e = Policy::decode(bad)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(e.contains(says), "{e}");
+        }
+    }
+
     fn provider(name: &str, operator: &str, jurisdiction: &str) -> ProviderInfo {
         ProviderInfo {
             name: name.into(),

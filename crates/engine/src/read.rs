@@ -56,6 +56,8 @@ struct Reader {
     /// The last stripe this reader delivered.
     delivered: Option<u64>,
     started: Instant,
+    /// Already hedged for the stripe being waited for.
+    hedged: bool,
 }
 
 /// Reads `range` (segment-relative) of `seg` and sends the plaintext to `out` in pieces of at
@@ -137,6 +139,7 @@ pub(crate) async fn read_segment(
                 alive: true,
                 delivered: None,
                 started: Instant::now(),
+                hedged: false,
             });
             return true;
         }
@@ -156,7 +159,8 @@ pub(crate) async fn read_segment(
     let mut slots: Vec<Option<Bytes>> = vec![None; n];
     for s in stripes.clone() {
         slots.iter_mut().for_each(|x| *x = None);
-        let mut deadline = Instant::now() + hedge_delay(inner, &readers, s);
+        let wait_start = Instant::now();
+        readers.iter_mut().for_each(|r| r.hedged = false);
         let mut plain = Vec::with_capacity(layout.stripe_plain_len(s));
         loop {
             let have = slots.iter().flatten().count();
@@ -208,6 +212,14 @@ pub(crate) async fn read_segment(
                     },
                 });
             }
+            // Each reader still owing this stripe gets its own patience (its recent p95); the
+            // first to run out of it is hedged, once.
+            let late_at = readers
+                .iter()
+                .filter(|r| r.alive && !r.hedged && r.delivered.is_none_or(|d| d < s))
+                .map(|r| (wait_start.max(r.started)) + patience(inner, &r.provider))
+                .min();
+            let deadline = late_at.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             let next = poll_fn(|cx| {
                 for (i, r) in readers.iter_mut().enumerate() {
                     if !r.alive || r.delivered.is_some_and(|d| d >= s) {
@@ -249,9 +261,22 @@ pub(crate) async fn read_segment(
                     }
                 }
                 () = tokio::time::sleep_until(deadline.into()) => {
-                    // Hedge: one more provider, from this stripe on.
-                    start_reader(s, &mut pending, &mut readers, &mut tasks, &mut failures);
-                    deadline = Instant::now() + hedge_delay(inner, &readers, s);
+                    // Hedge: one more provider, from this stripe on, per late reader.
+                    let now = Instant::now();
+                    let mut late = 0;
+                    for r in readers.iter_mut() {
+                        if r.alive
+                            && !r.hedged
+                            && r.delivered.is_none_or(|d| d < s)
+                            && wait_start.max(r.started) + patience(inner, &r.provider) <= now
+                        {
+                            r.hedged = true;
+                            late += 1;
+                        }
+                    }
+                    for _ in 0..late {
+                        start_reader(s, &mut pending, &mut readers, &mut tasks, &mut failures);
+                    }
                 }
             }
         }
@@ -266,7 +291,9 @@ pub(crate) async fn read_segment(
                     r.alive = false;
                     r.abort.abort();
                     if r.delivered.is_none() {
-                        inner.health.record_slow(&r.provider, r.started.elapsed());
+                        inner
+                            .health
+                            .record_overtaken(&r.provider, r.started.elapsed());
                     }
                 }
             }
@@ -298,23 +325,16 @@ fn note_corrupt(readers: &[Reader], shard: usize, notes: &mut Vec<RepairNote>) {
     }
 }
 
-/// How long to wait for stripe `s` before hedging: the configured delay, or the slowest
-/// recent p95 among the providers still working on it (at least the floor).
-fn hedge_delay(inner: &Inner, readers: &[Reader], s: u64) -> Duration {
-    if let Some(d) = inner.opts.hedge_delay {
+/// How long to wait for a provider's chunk before hedging: the configured delay, or its
+/// recent p95 latency (at least the floor; a default while it has too few samples).
+fn patience(inner: &Inner, provider: &str) -> Duration {
+    let o = &inner.opts;
+    if let Some(d) = o.hedge_delay {
         return d;
     }
-    let o = &inner.opts;
-    readers
-        .iter()
-        .filter(|r| r.alive && r.delivered.is_none_or(|d| d < s))
-        .map(|r| {
-            inner
-                .health
-                .quantile(&r.provider, 0.95)
-                .unwrap_or(o.hedge_default)
-        })
-        .max()
+    inner
+        .health
+        .quantile(provider, 0.95)
         .unwrap_or(o.hedge_default)
         .max(o.hedge_floor)
 }

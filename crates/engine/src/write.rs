@@ -602,3 +602,24 @@ fn encode_loop(
         header_len: 0,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blob_names_round_trip_and_reveal_nothing_but_the_segment() {
+        let seg = SegmentId([0xab; 16]);
+        let name = blob_name(&seg, 5).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(name.as_str(), format!("v1/ab/{}.5", "ab".repeat(16)));
+        assert_eq!(parse_blob_name(name.as_str()), Some((seg, 5)));
+        for bad in [
+            "v1/ab/xyz.1",
+            "v2/ab/abababababababababababababababab.1",
+            "v1/ab/ab.1",
+            "other",
+        ] {
+            assert_eq!(parse_blob_name(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! A provider on a local directory (a disk, a mount of another machine's disk).
 //!
-//! Blob `a/b` is the file `ROOT/a/b`. A put writes `ROOT/.tmp/<random>.part`, fsyncs it, then
+//! Blob `a/b` is the file `ROOT/a/b`. A put writes `ROOT/.tmp/<random>.part` (in batches of up to
+//! 1 MiB, one blocking-pool hop each), fsyncs it, then
 //! renames it into place (or hard-links it, for an atomic create-only put) and fsyncs the
 //! parent directory, so a crash never leaves a partial blob visible: at worst a `.part` file,
 //! which the next open removes.
@@ -100,44 +101,98 @@ impl LocalDir {
         self.root.join(blob.as_str())
     }
 
-    async fn write_tmp(&self, blob: &BlobName, body: PutBody) -> Result<(PathBuf, u64)> {
+    /// Streams `body` into a temp file and makes it the blob, durably. Pieces are gathered
+    /// into batches of up to [`WRITE_BATCH`] bytes, one blocking-pool hop per batch; the last
+    /// batch, the fsync, the rename (or link) and the directory fsync share one hop, so a small
+    /// blob costs a single hop.
+    async fn write_blob(&self, blob: &BlobName, body: PutBody, mode: PutMode) -> Result<u64> {
         let tmp = self.root.join(TMP_DIR).join(format!(
             "{:016x}{:016x}.part",
             fastrand::u64(..),
             fastrand::u64(..)
         ));
+        let dest = self.path(blob);
+        let parent = dest.parent().unwrap_or(&self.root).to_path_buf();
+        let mut file: Option<Arc<std::fs::File>> = None;
         let res = async {
-            // std::fs in blocking tasks, one hop per chunk and no extra copy: tokio::fs::File
-            // would copy every chunk into its own buffer first.
-            let f = tokio::fs::File::create(&tmp)
-                .await
-                .map_err(|e| self.io_err("put", Some(blob), &e, "creating temp file"))?;
-            let f = Arc::new(f.into_std().await);
             let mut size = 0u64;
+            let mut batch: Vec<Bytes> = Vec::new();
+            let mut batch_len = 0;
             let mut stream = body.into_stream();
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk?;
                 size += chunk.len() as u64;
-                let file = f.clone();
-                blocking(move || (&*file).write_all(&chunk))
-                    .await
-                    .map_err(|e| self.io_err("put", Some(blob), &e, "writing"))?;
+                batch_len += chunk.len();
+                batch.push(chunk);
+                if batch_len >= WRITE_BATCH {
+                    let (f, b, t) = (file.take(), std::mem::take(&mut batch), tmp.clone());
+                    batch_len = 0;
+                    let f =
+                        blocking_steps(move || write_batch(f, &t, &b).map_err(|e| ("writing", e)))
+                            .await
+                            .map_err(|(what, e)| self.io_err("put", Some(blob), &e, what))?;
+                    file = Some(f);
+                }
             }
-            let file = f.clone();
-            blocking(move || file.sync_all())
-                .await
-                .map_err(|e| self.io_err("put", Some(blob), &e, "fsync"))?;
+            let (f, t) = (file.take(), tmp.clone());
+            blocking_steps(move || {
+                let f = write_batch(f, &t, &batch).map_err(|e| ("writing", e))?;
+                f.sync_all().map_err(|e| ("fsync", e))?;
+                drop(f);
+                std::fs::create_dir_all(&parent).map_err(|e| ("creating parent directory", e))?;
+                match mode {
+                    PutMode::Overwrite => {
+                        std::fs::rename(&t, &dest).map_err(|e| ("renaming into place", e))?
+                    }
+                    PutMode::Create => {
+                        // link(2) fails with EEXIST if the name exists: an atomic create-only put.
+                        let linked = std::fs::hard_link(&t, &dest);
+                        let _ = std::fs::remove_file(&t);
+                        linked.map_err(|e| ("creating", e))?
+                    }
+                }
+                std::fs::File::open(&parent)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| ("fsync of the directory", e))
+            })
+            .await
+            .map_err(|(what, e)| self.io_err("put", Some(blob), &e, what))?;
             Ok(size)
         }
         .await;
-        match res {
-            Ok(size) => Ok((tmp, size)),
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&tmp).await;
-                Err(e)
-            }
+        if res.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
         }
+        res
     }
+}
+
+/// Like [`blocking`], for a closure of several steps that names the one that failed.
+async fn blocking_steps<T: Send + 'static>(
+    f: impl FnOnce() -> std::result::Result<T, (&'static str, std::io::Error)> + Send + 'static,
+) -> std::result::Result<T, (&'static str, std::io::Error)> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(("blocking task", std::io::Error::other(e))))
+}
+
+/// Bytes gathered before one write to the temp file.
+const WRITE_BATCH: usize = 1024 * 1024;
+
+/// Writes `batch` to `file`, creating the temp file `tmp` first if needed.
+fn write_batch(
+    file: Option<Arc<std::fs::File>>,
+    tmp: &Path,
+    batch: &[Bytes],
+) -> std::io::Result<Arc<std::fs::File>> {
+    let f = match file {
+        Some(f) => f,
+        None => Arc::new(std::fs::File::create(tmp)?),
+    };
+    for piece in batch {
+        (&*f).write_all(piece)?;
+    }
+    Ok(f)
 }
 
 /// Runs blocking file I/O on tokio's blocking pool; a task that panicked or was cancelled is
@@ -148,10 +203,6 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .unwrap_or_else(|e| Err(std::io::Error::other(e)))
-}
-
-async fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    tokio::fs::File::open(dir).await?.sync_all().await
 }
 
 #[async_trait]
@@ -169,33 +220,7 @@ impl Provider for LocalDir {
     }
 
     async fn put(&self, blob: &BlobName, body: PutBody, mode: PutMode) -> Result<BlobMeta> {
-        let (tmp, size) = self.write_tmp(blob, body).await?;
-        let dest = self.path(blob);
-        let parent = dest.parent().unwrap_or(&self.root).to_path_buf();
-        let placed = async {
-            tokio::fs::create_dir_all(&parent)
-                .await
-                .map_err(|e| self.io_err("put", Some(blob), &e, "creating parent directory"))?;
-            match mode {
-                PutMode::Overwrite => tokio::fs::rename(&tmp, &dest)
-                    .await
-                    .map_err(|e| self.io_err("put", Some(blob), &e, "renaming into place")),
-                PutMode::Create => {
-                    // link(2) fails with EEXIST if the name exists: an atomic create-only put.
-                    let linked = tokio::fs::hard_link(&tmp, &dest).await;
-                    let _ = tokio::fs::remove_file(&tmp).await;
-                    linked.map_err(|e| self.io_err("put", Some(blob), &e, "creating"))
-                }
-            }?;
-            sync_dir(&parent)
-                .await
-                .map_err(|e| self.io_err("put", Some(blob), &e, "fsync of the directory"))
-        }
-        .await;
-        if placed.is_err() {
-            let _ = tokio::fs::remove_file(&tmp).await;
-        }
-        placed?;
+        let size = self.write_blob(blob, body, mode).await?;
         Ok(BlobMeta {
             name: blob.clone(),
             size,

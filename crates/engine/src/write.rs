@@ -44,6 +44,10 @@ fn abandoned(e: &ProviderError) -> bool {
     e.kind() == ErrorKind::Other && e.message == ABANDONED
 }
 
+/// Bodies up to this size are hashed on the encoder thread (a second thread costs more than
+/// it saves).
+const HASH_INLINE_MAX: u64 = 1024 * 1024;
+
 /// Prefix of every blob the engine writes.
 pub(crate) const BLOB_PREFIX: &str = "v1/";
 
@@ -436,7 +440,24 @@ async fn encode_and_write(
         });
     }
     let (in_tx, in_rx) = mpsc::channel::<Msg>(depth);
-    let encoder = tokio::task::spawn_blocking(move || encode_loop(enc, in_rx, txs, quorum));
+    // MD5 (~0.6 GB/s per core) would halve a large write's speed on the encoder thread, so a
+    // body that is not known to be small is hashed on a thread of its own.
+    let parallel_hash = expected_len.is_none_or(|n| n > HASH_INLINE_MAX);
+    let (hash_tx, hasher) = if parallel_hash {
+        let (tx, mut rx) = mpsc::channel::<Bytes>(depth);
+        let task = tokio::task::spawn_blocking(move || {
+            let mut md5 = Md5::new();
+            while let Some(piece) = rx.blocking_recv() {
+                md5.update(&piece);
+            }
+            <[u8; 16]>::from(md5.finalize())
+        });
+        (Some(tx), Some(task))
+    } else {
+        (None, None)
+    };
+    let encoder =
+        tokio::task::spawn_blocking(move || encode_loop(enc, in_rx, txs, quorum, !parallel_hash));
 
     // Feed the body to the encoder, checking its length.
     let mut total = 0u64;
@@ -454,6 +475,9 @@ async fn encode_and_write(
             if piece.is_empty() {
                 continue;
             }
+            if let Some(h) = &hash_tx {
+                let _ = h.send(piece.clone()).await;
+            }
             if in_tx.send(Msg::Data(piece)).await.is_err() {
                 return Ok(()); // the encoder stopped: its result says why
             }
@@ -470,12 +494,24 @@ async fn encode_and_write(
     }
     .await;
     drop(in_tx);
+    drop(hash_tx);
+    let md5 = match hasher {
+        Some(h) => Some(
+            h.await
+                .map_err(|e| EngineError::Internal(format!("hash task: {e}")))?,
+        ),
+        None => None,
+    };
     let encoded = encoder
         .await
         .map_err(|e| EngineError::Internal(format!("encoder task: {e}")))?;
     fed?;
     let encoded = match encoded {
-        Ok(e) => Some(Encoded { header_len, ..e }),
+        Ok(e) => Some(Encoded {
+            header_len,
+            md5: md5.unwrap_or(e.md5),
+            ..e
+        }),
         Err(EncodeStop::BelowQuorum) => None,
         Err(EncodeStop::Aborted) => {
             return Err(EngineError::Internal("encoder input ended early".into()));
@@ -546,6 +582,7 @@ fn encode_loop(
     mut input: mpsc::Receiver<Msg>,
     mut txs: Vec<Option<mpsc::Sender<Msg>>>,
     quorum: usize,
+    hash: bool,
 ) -> Result<Encoded, EncodeStop> {
     let mut md5 = Md5::new();
     let mut stripe = EncodedStripe::new();
@@ -567,7 +604,9 @@ fn encode_loop(
     loop {
         match input.blocking_recv() {
             Some(Msg::Data(piece)) => {
-                md5.update(&piece);
+                if hash {
+                    md5.update(&piece);
+                }
                 let mut rest: &[u8] = &piece;
                 while !rest.is_empty() {
                     if enc.push(&mut rest, &mut stripe)? {

@@ -405,6 +405,7 @@ impl Engine {
             &format!("{bucket}/{key}"),
             body,
             opts.expected_len,
+            opts.content_md5,
         )
         .await?;
         let etag = written.segment.etag.clone();

@@ -68,6 +68,14 @@ pub enum EngineError {
     /// The body was shorter or longer than announced, or its stream failed.
     #[error("request body: {0}")]
     Body(String),
+    /// The body's MD5 differs from the announced `Content-MD5`.
+    #[error("body digest {actual} differs from the announced Content-MD5 {expected}")]
+    BadDigest {
+        /// Announced (hex).
+        expected: String,
+        /// Received (hex).
+        actual: String,
+    },
     /// Too few providers are reachable to read or write: no data is returned or acknowledged.
     /// Retrying later may succeed.
     #[error("{what}: unavailable: {usable} of the {needed} shards needed are reachable ({detail})")]

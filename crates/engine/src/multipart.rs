@@ -13,7 +13,7 @@ use md5::{Digest, Md5};
 
 use crate::engine::{Engine, bucket_name, meta_name, now_ms, object_key, random};
 use crate::error::{EngineError, Result};
-use crate::object::{Body, PutOptions, PutOutcome};
+use crate::object::{Body, BodyCheck, PutOptions, PutOutcome};
 use crate::write::{hex, write_segment};
 
 /// The largest part number S3 allows.
@@ -92,7 +92,8 @@ impl Engine {
         self.inner.decode_manifest(&up.upload.metadata)
     }
 
-    /// Stores one part, encoding it as it streams in. A part uploaded again under the same
+    /// Stores one part, encoding it as it streams in (refused, storing nothing, if it is not
+    /// as long or with the MD5 `check` announces). A part uploaded again under the same
     /// number replaces the earlier one (whose shards go to the GC queue).
     pub async fn upload_part(
         &self,
@@ -101,7 +102,7 @@ impl Engine {
         upload_id: &str,
         part_number: u32,
         body: Body,
-        expected_len: Option<u64>,
+        check: BodyCheck,
     ) -> Result<PartOutcome> {
         if !(1..=MAX_PART_NUMBER).contains(&part_number) {
             return Err(EngineError::Invalid(format!(
@@ -124,7 +125,8 @@ impl Engine {
             &identity,
             &format!("{bucket}/{key} part {part_number}"),
             body,
-            expected_len,
+            check.expected_len,
+            check.content_md5,
         )
         .await?;
         let seg = written.segment.clone();

@@ -28,6 +28,18 @@ pub struct PutOptions {
     pub condition: Option<CommitCondition>,
     /// The announced body length: a body of another length is refused and nothing is stored.
     pub expected_len: Option<u64>,
+    /// The body's announced MD5 (`Content-MD5`): a body with another digest is refused
+    /// ([`EngineError::BadDigest`]) and nothing is stored.
+    pub content_md5: Option<[u8; 16]>,
+}
+
+/// What a part's body must be: announced length and MD5, both optional.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BodyCheck {
+    /// The announced length (`Content-Length`).
+    pub expected_len: Option<u64>,
+    /// The announced MD5 (`Content-MD5`).
+    pub content_md5: Option<[u8; 16]>,
 }
 
 /// What a successful PUT (or multipart completion) committed.

@@ -46,7 +46,9 @@ pub(crate) struct RepairNote {
 
 type ChunkMsg = (u64, std::result::Result<Bytes, ProviderError>);
 
-struct Reader {
+struct Reader<'a> {
+    /// Where it reads from (returned to the candidates if the reader is stopped for lagging).
+    source: &'a ShardPlacement,
     shard: usize,
     provider: String,
     blob: String,
@@ -63,11 +65,11 @@ struct Reader {
 /// Reads `range` (segment-relative) of `seg` and sends the plaintext to `out` in pieces of at
 /// most one stripe. Returns `Ok(false)` if `out` was closed (the client went away). Shards found
 /// missing or corrupt are added to `notes`.
-pub(crate) async fn read_segment(
+pub(crate) async fn read_segment<'s>(
     inner: &Arc<Inner>,
     what: &str,
     version: VersionId,
-    seg: &ManifestSegment,
+    seg: &'s ManifestSegment,
     range: Range<u64>,
     out: &mpsc::Sender<Result<Bytes>>,
     notes: &mut Vec<RepairNote>,
@@ -98,17 +100,17 @@ pub(crate) async fn read_segment(
         .map(|(p, s)| (s, p.shard.get(), p))
         .collect();
     order.sort_by_key(|(s, shard, _)| (*s, *shard));
-    let mut pending: std::collections::VecDeque<&ShardPlacement> =
+    let mut pending: std::collections::VecDeque<&'s ShardPlacement> =
         order.into_iter().map(|(_, _, p)| p).collect();
 
     let mut tasks = JoinSet::new();
-    let mut readers: Vec<Reader> = Vec::new();
+    let mut readers: Vec<Reader<'s>> = Vec::new();
     let mut failures: Vec<String> = Vec::new();
     let depth = inner.opts.pipeline_depth;
 
     let start_reader = |from: u64,
-                        pending: &mut std::collections::VecDeque<&ShardPlacement>,
-                        readers: &mut Vec<Reader>,
+                        pending: &mut std::collections::VecDeque<&'s ShardPlacement>,
+                        readers: &mut Vec<Reader<'s>>,
                         tasks: &mut JoinSet<()>,
                         failures: &mut Vec<String>|
      -> bool {
@@ -131,6 +133,7 @@ pub(crate) async fn read_segment(
                 tx,
             ));
             readers.push(Reader {
+                source: p,
                 shard: p.shard.get(),
                 provider: p.provider.clone(),
                 blob: p.blob.clone(),
@@ -290,6 +293,8 @@ pub(crate) async fn read_segment(
                 if r.alive && r.delivered.is_none_or(|d| d < s) {
                     r.alive = false;
                     r.abort.abort();
+                    // Still a valid shard: ask it again later if others fail.
+                    pending.push_back(r.source);
                     if r.delivered.is_none() {
                         inner
                             .health
@@ -311,7 +316,7 @@ pub(crate) async fn read_segment(
     Ok(true)
 }
 
-fn note_corrupt(readers: &[Reader], shard: usize, notes: &mut Vec<RepairNote>) {
+fn note_corrupt(readers: &[Reader<'_>], shard: usize, notes: &mut Vec<RepairNote>) {
     if let Some(r) = readers.iter().find(|r| r.shard == shard) {
         let note = RepairNote {
             shard,

@@ -150,6 +150,7 @@ pub(crate) async fn write_segment(
     what: &str,
     body: crate::object::Body,
     expected_len: Option<u64>,
+    content_md5: Option<[u8; 16]>,
 ) -> Result<WrittenSegment> {
     let params = CodecParams::with_stripe_size(policy.k, policy.m, inner.opts.stripe_size)?;
     let keys = SegmentKeys::fresh(&inner.master, identity, params)?;
@@ -194,6 +195,15 @@ pub(crate) async fn write_segment(
             return Err(e);
         }
     };
+    if let Some(want) = content_md5
+        && encoded.md5 != want
+    {
+        inner.collect(all_blobs).await?;
+        return Err(EngineError::BadDigest {
+            expected: hex(&want),
+            actual: hex(&encoded.md5),
+        });
+    }
     let ok: Vec<&ShardTarget> = results
         .iter()
         .filter(|(_, r)| r.is_ok())

@@ -127,7 +127,7 @@ async fn below_the_write_quorum_nothing_is_visible_and_gc_reclaims_everything() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn broken_short_and_long_bodies_store_nothing() {
+async fn broken_short_long_and_misdigested_bodies_store_nothing() {
     let v = Vault::new(6).await;
     v.engine.create_bucket("bkt", "owner", None).await.unwrap();
     // The client's stream fails half-way.
@@ -159,6 +159,17 @@ async fn broken_short_and_long_bodies_store_nothing() {
             .unwrap_err();
         assert!(matches!(e, EngineError::Body(_)), "{e}");
     }
+    // A body whose MD5 is not the announced Content-MD5.
+    let opts = PutOptions {
+        content_md5: Some([0; 16]),
+        ..PutOptions::default()
+    };
+    let e = v
+        .engine
+        .put_object("bkt", "k", body(b"hello", 2), opts)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, EngineError::BadDigest { .. }), "{e}");
     assert!(matches!(
         v.engine.head_object("bkt", "k").await,
         Err(EngineError::NoSuchKey { .. })

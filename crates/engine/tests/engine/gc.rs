@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use archipel_engine::PutOptions;
+use archipel_engine::{BodyCheck, PutOptions};
 use archipel_meta::{BucketName, MetaStore, ObjectKey};
 
 use crate::harness::{Vault, body, pattern, read_all};
@@ -117,7 +117,14 @@ async fn the_orphan_scan_reclaims_unreferenced_shards_once_old_enough() {
         .await
         .unwrap();
     v.engine
-        .upload_part("bkt", "up", &id, 1, body(&pattern(3, 5000), 100), None)
+        .upload_part(
+            "bkt",
+            "up",
+            &id,
+            1,
+            body(&pattern(3, 5000), 100),
+            BodyCheck::default(),
+        )
         .await
         .unwrap();
     // Forget "lose" in the index without queueing its shards: as if a crash came between.

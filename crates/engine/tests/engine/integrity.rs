@@ -119,3 +119,51 @@ async fn a_corrupt_chunk_on_read_is_replaced_from_parity() {
     assert_eq!(queued.len(), 2, "{queued:?}");
     assert!(queued.iter().all(|e| e.item.reason == "corrupt"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_stopped_by_hedging_remain_candidates_for_later_stripes() {
+    // Hedge at once: every read starts extra readers and stops the laggards after stripe 0.
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = archipel_engine::EngineOptions {
+        hedge_delay: Some(std::time::Duration::from_micros(1)),
+        ..crate::harness::test_options()
+    };
+    let v = Vault::open_at(tmp.path(), 6, opts).await;
+    v.engine.create_bucket("bkt", "owner", None).await.unwrap();
+    let data = pattern(6, 2_000_000); // eight stripes
+    v.engine
+        .put_object("bkt", "k", body(&data, 8192), PutOptions::default())
+        .await
+        .unwrap();
+    // Corrupt the last stripe's chunk in every data shard but one: the read must fall back to
+    // parity shards even if their readers were stopped earlier.
+    let m = manifest(&v).await;
+    let seg = &m.segments[0];
+    for p in seg.placement.iter().filter(|p| p.shard.0 < 2) {
+        let path = blob_path(&v, v.index(&p.provider), &p.blob);
+        let len = std::fs::metadata(&path).unwrap().len() as usize;
+        flip(&path, len - 36 - 20, 3); // inside the last chunk, before the trailer
+    }
+    for _ in 0..5 {
+        assert!(read_all(&v.engine, "bkt", "k").await.unwrap() == data);
+    }
+}
+
+async fn manifest(v: &Vault) -> archipel_codec::Manifest {
+    let bytes = v
+        .meta
+        .get(
+            &archipel_meta::BucketName::s3("bkt").unwrap(),
+            &archipel_meta::ObjectKey::new("k").unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .version
+        .manifest;
+    archipel_codec::Manifest::decode(
+        &bytes,
+        &archipel_codec::MasterKey::from_bytes(crate::harness::KEY).manifest_key(),
+    )
+    .unwrap()
+}

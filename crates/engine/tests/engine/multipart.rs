@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use archipel_engine::{EngineError, PutOptions};
+use archipel_engine::{BodyCheck, EngineError, PutOptions};
 
 use crate::harness::{Vault, body, pattern, read_all};
 
@@ -26,9 +26,16 @@ async fn complete_validates_parts_and_collects_the_unused_ones() {
         let e = v.engine.clone();
         let id = id.clone();
         async move {
-            e.upload_part("bkt", "big", &id, n, body(&data, 30_000), None)
-                .await
-                .unwrap()
+            e.upload_part(
+                "bkt",
+                "big",
+                &id,
+                n,
+                body(&data, 30_000),
+                BodyCheck::default(),
+            )
+            .await
+            .unwrap()
         }
     };
     let e1_old = up(1, pattern(99, MIB)).await;
@@ -95,7 +102,7 @@ async fn complete_validates_parts_and_collects_the_unused_ones() {
     // The upload is gone.
     assert!(matches!(
         v.engine
-            .upload_part("bkt", "big", &id, 1, body(b"x", 1), None)
+            .upload_part("bkt", "big", &id, 1, body(b"x", 1), BodyCheck::default())
             .await,
         Err(EngineError::NoSuchUpload { .. })
     ));
@@ -117,13 +124,20 @@ async fn abort_and_expiry_clean_up() {
         .unwrap();
     for (key, id) in [("a", &a), ("bkt", &b)] {
         v.engine
-            .upload_part("bkt", key, id, 1, body(&pattern(1, 1000), 100), None)
+            .upload_part(
+                "bkt",
+                key,
+                id,
+                1,
+                body(&pattern(1, 1000), 100),
+                BodyCheck::default(),
+            )
             .await
             .unwrap();
     }
     assert!(matches!(
         v.engine
-            .upload_part("bkt", "a", &a, 0, body(b"x", 1), None)
+            .upload_part("bkt", "a", &a, 0, body(b"x", 1), BodyCheck::default())
             .await,
         Err(EngineError::Invalid(_))
     ));

@@ -1,7 +1,7 @@
 //! 4+2 over six providers: every object shape reads back byte-identical with any two
 //! providers gone, and with three gone the read fails with a typed error, never wrong bytes.
 
-use archipel_engine::{ByteRange, EngineError, PutOptions};
+use archipel_engine::{BodyCheck, ByteRange, EngineError, PutOptions};
 
 use crate::harness::{Vault, body, pattern, read_all, read_range};
 
@@ -51,7 +51,10 @@ async fn put_all(v: &Vault) -> Vec<(String, Vec<u8>)> {
                 &id,
                 n,
                 body(p, 65_536),
-                Some(p.len() as u64),
+                BodyCheck {
+                    expected_len: Some(p.len() as u64),
+                    ..BodyCheck::default()
+                },
             )
             .await
             .unwrap();

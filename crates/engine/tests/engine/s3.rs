@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use archipel_codec::MasterKey;
-use archipel_engine::{ByteRange, Engine, EngineError, ProviderSlot, PutOptions};
+use archipel_engine::{BodyCheck, ByteRange, Engine, EngineError, ProviderSlot, PutOptions};
 use archipel_meta::{EmbeddedOptions, MetaStore, SqlMetaStore};
 use archipel_provider::{FaultLayer, Provider, S3};
 
@@ -63,7 +63,14 @@ async fn objects_on_s3_providers_survive_two_losses() {
     let mut listed = Vec::new();
     for (i, p) in parts.iter().enumerate() {
         let out = engine
-            .upload_part("bkt", "mp", &id, i as u32 + 1, body(p, 40_000), None)
+            .upload_part(
+                "bkt",
+                "mp",
+                &id,
+                i as u32 + 1,
+                body(p, 40_000),
+                BodyCheck::default(),
+            )
             .await
             .unwrap();
         listed.push((i as u32 + 1, out.etag));

@@ -163,7 +163,49 @@ impl MasterKey {
             key: SecretBytes(self.derive(b"manifest-mac")),
         }
     }
+
+    /// Seals a credential secret (an S3 access key's secret) for the metadata store:
+    /// `1 ‖ nonce ‖ AES-256-GCM(secret)` under a key derived for this purpose only, with the
+    /// credential's id as associated data (a sealed secret moved to another id does not open).
+    /// `nonce` must be fresh random bytes.
+    pub fn seal_secret(
+        &self,
+        id: &str,
+        secret: &[u8],
+        nonce: [u8; crate::aead::NONCE_LEN],
+    ) -> Result<Vec<u8>> {
+        let key = SecretBytes(self.derive(b"credential-secrets"));
+        let aead = crate::aead::Aead::new(&key.0)?;
+        let mut out = Vec::with_capacity(1 + nonce.len() + secret.len() + crate::aead::TAG_LEN);
+        out.push(SEALED_SECRET_FORMAT);
+        out.extend_from_slice(&nonce);
+        let mut body = secret.to_vec();
+        aead.seal_append(nonce, id.as_bytes(), &mut body)?;
+        out.extend_from_slice(&body);
+        body.zeroize();
+        Ok(out)
+    }
+
+    /// Opens what [`MasterKey::seal_secret`] sealed for `id`.
+    pub fn open_secret(&self, id: &str, sealed: &[u8]) -> Result<Vec<u8>> {
+        let n = crate::aead::NONCE_LEN;
+        let bad = || CodecError::integrity(format!("sealed secret of {id:?}"));
+        if sealed.len() < 1 + n + crate::aead::TAG_LEN || sealed[0] != SEALED_SECRET_FORMAT {
+            return Err(bad());
+        }
+        let mut nonce = [0u8; crate::aead::NONCE_LEN];
+        nonce.copy_from_slice(&sealed[1..1 + n]);
+        let key = SecretBytes(self.derive(b"credential-secrets"));
+        let aead = crate::aead::Aead::new(&key.0)?;
+        let mut buf = sealed[1 + n..].to_vec();
+        let len = aead.open(nonce, id.as_bytes(), &mut buf).ok_or_else(bad)?;
+        buf.truncate(len);
+        Ok(buf)
+    }
 }
+
+/// Format byte of a sealed credential secret.
+const SEALED_SECRET_FORMAT: u8 = 1;
 
 /// 32 secret bytes, zeroed on drop.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]

@@ -284,3 +284,33 @@ fn every_single_bit_flip_in_a_vault_header_is_detected() {
         assert!(res.is_err(), "bit {bit}");
     }
 }
+
+#[test]
+fn sealed_credential_secrets_open_only_for_their_id_and_key() {
+    let master = archipel_codec::MasterKey::from_bytes([4; 32]);
+    let sealed = master
+        .seal_secret("AKIDEXAMPLE", b"wJalrXUtnFEMI/K7MDENG", [9; 12])
+        .unwrap();
+    assert_eq!(
+        master.open_secret("AKIDEXAMPLE", &sealed).unwrap(),
+        b"wJalrXUtnFEMI/K7MDENG"
+    );
+    assert!(
+        !sealed.windows(5).any(|w| w == b"wJalr"),
+        "the secret is not in clear"
+    );
+    assert!(master.open_secret("AKIDOTHER", &sealed).is_err());
+    let other = archipel_codec::MasterKey::from_bytes([5; 32]);
+    assert!(other.open_secret("AKIDEXAMPLE", &sealed).is_err());
+    for i in 0..sealed.len() {
+        for bit in 0..8 {
+            let mut bad = sealed.clone();
+            bad[i] ^= 1 << bit;
+            assert!(
+                master.open_secret("AKIDEXAMPLE", &bad).is_err(),
+                "byte {i} bit {bit}"
+            );
+        }
+    }
+    assert!(master.open_secret("AKIDEXAMPLE", &sealed[..10]).is_err());
+}

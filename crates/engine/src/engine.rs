@@ -53,6 +53,9 @@ pub struct EngineOptions {
     pub gc_delay: Duration,
     /// The smallest part a multipart upload accepts (except the last part).
     pub min_part_size: u64,
+    /// The policy of buckets created without one; `None` = [`Policy::default_for`] the
+    /// number of active providers.
+    pub default_policy: Option<Policy>,
 }
 
 impl Default for EngineOptions {
@@ -65,6 +68,7 @@ impl Default for EngineOptions {
             hedge_default: Duration::from_millis(50),
             gc_delay: Duration::from_secs(60),
             min_part_size: 5 * 1024 * 1024,
+            default_policy: None,
         }
     }
 }
@@ -264,7 +268,7 @@ impl Engine {
             ));
         }
         let mut map = BTreeMap::new();
-        let mut infos = Vec::new();
+        let mut infos: Vec<ProviderInfo> = Vec::new();
         for slot in providers {
             if slot.info.name != slot.provider.name() {
                 return Err(EngineError::Invalid(format!(
@@ -283,6 +287,9 @@ impl Engine {
                 )));
             }
             infos.push(slot.info);
+        }
+        if let Some(p) = &opts.default_policy {
+            p.validate(&infos)?;
         }
         Ok(Engine {
             inner: Arc::new(Inner {

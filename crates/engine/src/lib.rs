@@ -9,6 +9,7 @@
 //!   uploads (each part encoded as it arrives, completion is a metadata operation), deletes,
 //!   the garbage-collection queue, the orphan scan, and scrubbing (verify every shard).
 //! * [`health`]: recent latency and failures per provider, used to choose and hedge reads.
+//! * [`access`]: S3 access keys (secrets sealed under the master key) and per-bucket grants.
 //!
 //! # Architecture invariants
 //!
@@ -22,6 +23,7 @@
 //! * Every shard, manifest and data key is produced by the codec; the engine supplies the
 //!   randomness (ids, keys, nonces) and the clock.
 
+pub mod access;
 mod engine;
 pub mod error;
 mod gc;
@@ -33,6 +35,8 @@ mod read;
 mod scrub;
 mod write;
 
+pub use access::{AccessKeyInfo, NewAccessKey};
+pub use archipel_meta::Permissions;
 pub use engine::{Engine, EngineOptions, ProviderSlot};
 pub use error::{EngineError, Result};
 pub use gc::{GcReport, JobHandle, OrphanReport};

@@ -6,6 +6,8 @@
 
 mod harness;
 
+mod access;
+
 mod crash;
 mod durability;
 mod gc;

@@ -1,12 +1,28 @@
 //! `archipel`: the command-line entry point.
 //!
-//! Today it offers `archipel demo`, an honest, in-memory run of the codec (encode an object
-//! into `k + m` shards, lose `m` of them, decode, then corrupt one more and watch it be
-//! detected). The S3 gateway (`archipel serve`) and the operator commands arrive with the
-//! engine; see ARCHITECTURE.md for the status of each part.
+//! * `archipel serve`: the S3 endpoint (and `/health`, `/ready`, `/metrics` on an admin
+//!   listener), with zero configuration — a demo vault in `./archipel-data` — or from a
+//!   configuration file (`--config archipel.toml`).
+//! * `archipel init`: writes a commented `archipel.toml`.
+//! * Operator commands on a vault: `bucket create|list`, `status [--json]` (provider health
+//!   and redundancy), `ls`, `put`, `get`, `rm`.
+//! * `archipel demo`: an honest, in-memory run of the codec (encode an object into `k + m`
+//!   shards, lose `m` of them, decode, then corrupt one more and watch it be detected).
+//!
+//! This binary is the only part of Archipel that prints or reads the environment. Logs go to
+//! standard error through `tracing` (filter with `RUST_LOG`, default `info`).
 
+mod config;
 mod demo;
+mod init;
+mod metrics;
+mod open;
+mod ops;
+mod providers;
+mod serve;
 mod size;
+mod status;
+mod vault;
 
 use clap::{Parser, Subcommand};
 
@@ -21,6 +37,28 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Serve the S3 endpoint over a vault.
+    ///
+    /// Without --config: a zero-configuration demo vault in ./archipel-data (six
+    /// local-directory providers on one disk, 4+2, a generated key and root credentials),
+    /// reused on every restart.
+    Serve(serve::ServeArgs),
+    /// Write a commented configuration file (archipel.toml).
+    Init(init::InitArgs),
+    /// Create and list buckets (on a stopped embedded vault, or beside a PostgreSQL one).
+    #[command(subcommand)]
+    Bucket(ops::BucketCmd),
+    /// Providers (health, latency, shards held) and redundancy: how many objects survive
+    /// how many more provider losses.
+    Status(status::StatusArgs),
+    /// List buckets, or objects in BUCKET[/PREFIX].
+    Ls(ops::LsArgs),
+    /// Upload a file as BUCKET/KEY.
+    Put(ops::PutArgs),
+    /// Download BUCKET/KEY to a file (`-` for standard output).
+    Get(ops::GetArgs),
+    /// Delete BUCKET/KEY.
+    Rm(ops::RmArgs),
     /// Encode a random object in memory, lose providers, decode it, and detect tampering.
     ///
     /// Runs the real codec (AES-256-GCM + Reed–Solomon, the same bytes providers will store);
@@ -28,9 +66,60 @@ enum Command {
     Demo(demo::DemoArgs),
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+/// Logs to standard error, filtered by `RUST_LOG` (default `default`).
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(args) => demo::run(&args),
+        Command::Init(args) => init::run(&args),
+        Command::Serve(args) => {
+            init_logging("info");
+            runtime()?.block_on(serve::run(args))
+        }
+        // Operator commands print their results; logs only for what goes wrong.
+        command => {
+            init_logging("warn");
+            let rt = runtime()?;
+            match command {
+                Command::Bucket(cmd) => rt.block_on(ops::bucket(cmd)),
+                Command::Status(args) => rt.block_on(status::run(args)),
+                Command::Ls(args) => rt.block_on(ops::ls(args)),
+                Command::Put(args) => rt.block_on(ops::put(args)),
+                Command::Get(args) => rt.block_on(ops::get(args)),
+                Command::Rm(args) => rt.block_on(ops::rm(args)),
+                Command::Demo(_) | Command::Init(_) | Command::Serve(_) => Ok(()),
+            }
+        }
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The chain of causes on one line each, without a backtrace: errors here are
+            // meant for operators.
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            std::process::ExitCode::FAILURE
+        }
     }
 }

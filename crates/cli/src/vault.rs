@@ -1,0 +1,490 @@
+//! The vault's secrets: the master key (a key file or a passphrase), the vault header that
+//! recognises it, and the root credentials.
+//!
+//! Layout of the data directory (created mode 0700 on first run):
+//!
+//! ```text
+//! vault         the vault header (not secret; also kept in the metadata store, so gateways
+//!               sharing a PostgreSQL store derive the same key from the same passphrase)
+//! key           the master key file, 64 hex digits (mode 0600), unless a passphrase is used
+//!               or `[key] file` points elsewhere
+//! credentials   the root access key id and secret (mode 0600), unless given by the
+//!               environment or the configuration
+//! meta/         the embedded metadata store
+//! ```
+//!
+//! A restart finds the header and opens the same vault; a key that is not the vault's (a
+//! wrong passphrase, another key file) is refused before anything is read or written.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow, bail};
+use archipel_codec::{CodecError, KdfParams, KeySource, MasterKey, VaultHeader};
+use archipel_meta::{CheckpointName, MetaStore};
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::config::Settings;
+
+/// The checkpoint under which the metadata store keeps the vault header.
+const HEADER_CHECKPOINT: &str = "vault-header";
+
+/// Fresh random bytes from the operating system.
+pub(crate) fn random<const N: usize>() -> anyhow::Result<[u8; N]> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).map_err(|e| anyhow!("no random numbers from the OS: {e}"))?;
+    Ok(b)
+}
+
+/// Lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A random string of `len` characters from `alphabet` (unbiased).
+fn random_string(alphabet: &[u8], len: usize) -> anyhow::Result<String> {
+    let limit = 256 - 256 % alphabet.len();
+    let mut out = String::with_capacity(len);
+    while out.len() < len {
+        for b in random::<64>()? {
+            if (b as usize) < limit && out.len() < len {
+                out.push(alphabet[b as usize % alphabet.len()] as char);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Creates the data directory (mode 0700) if it does not exist.
+pub(crate) fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Writes `contents` to `path` atomically (temp file, fsync, rename); `secret` files get mode
+/// 0600 from their creation on.
+pub(crate) fn write_file(path: &Path, contents: &[u8], secret: bool) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(if secret { 0o600 } else { 0o644 });
+    }
+    #[cfg(not(unix))]
+    let _ = secret;
+    let mut f = opts
+        .open(&tmp)
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    f.write_all(contents)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    drop(f);
+    fs::rename(&tmp, path).with_context(|| format!("cannot create {}", path.display()))?;
+    if let Some(Ok(d)) = path.parent().map(fs::File::open) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Warns when a secret file is readable by others.
+fn warn_if_exposed(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(m) = fs::metadata(path)
+            && m.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                "{} is readable by other users (mode {:o}); run `chmod 600 {}`",
+                path.display(),
+                m.permissions().mode() & 0o777,
+                path.display()
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The master key.
+
+/// Where the master key came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum KeyOrigin {
+    /// A key file.
+    File(PathBuf),
+    /// Argon2id over a passphrase.
+    Passphrase,
+}
+
+/// The unlocked vault.
+#[derive(Debug)]
+pub(crate) struct Unlocked {
+    /// The master key.
+    pub(crate) key: MasterKey,
+    /// The vault header.
+    pub(crate) header: VaultHeader,
+    /// Where the key came from.
+    pub(crate) origin: KeyOrigin,
+    /// Whether this run created the vault.
+    pub(crate) created: bool,
+}
+
+impl Unlocked {
+    /// The vault id, in hex.
+    pub(crate) fn vault_id(&self) -> String {
+        hex(&self.header.vault_id)
+    }
+}
+
+fn checkpoint() -> anyhow::Result<CheckpointName> {
+    CheckpointName::new(HEADER_CHECKPOINT).map_err(|e| anyhow!("{e}"))
+}
+
+fn read_local_header(path: &Path) -> anyhow::Result<Option<VaultHeader>> {
+    match fs::read(path) {
+        Ok(bytes) => VaultHeader::decode(&bytes)
+            .map(Some)
+            .map_err(|e| anyhow!("the vault header {} is unreadable: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(anyhow!("cannot read {}: {e}", path.display())),
+    }
+}
+
+fn read_key_file(path: &Path) -> anyhow::Result<MasterKey> {
+    let text = Zeroizing::new(
+        fs::read_to_string(path)
+            .with_context(|| format!("cannot read the key file {}", path.display()))?,
+    );
+    warn_if_exposed(path);
+    MasterKey::from_key_file(&text)
+        .map_err(|e| anyhow!("the key file {} is not valid: {e}", path.display()))
+}
+
+fn new_key_file(path: &Path) -> anyhow::Result<MasterKey> {
+    let key = MasterKey::from_bytes(random::<32>()?);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    write_file(path, Zeroizing::new(key.to_key_file()).as_bytes(), true)?;
+    tracing::info!("created the master key file {}", path.display());
+    Ok(key)
+}
+
+fn wrong_key(e: CodecError, what: &str, header: &VaultHeader) -> anyhow::Error {
+    match e {
+        CodecError::WrongKey => anyhow!(
+            "{what} does not open vault {} (expected key id {})",
+            hex(&header.vault_id),
+            header.key_id
+        ),
+        e => anyhow!("{what}: {e}"),
+    }
+}
+
+/// Opens the vault in `settings.data_dir` (creating it on first run), checked against the
+/// header kept in `meta`.
+pub(crate) async fn unlock(settings: &Settings, meta: &dyn MetaStore) -> anyhow::Result<Unlocked> {
+    let header_path = settings.data_dir.join("vault");
+    let default_key_path = settings.data_dir.join("key");
+    let local = read_local_header(&header_path)?;
+    let name = checkpoint()?;
+    let shared =
+        match meta.get_checkpoint(&name).await? {
+            Some(bytes) => Some(VaultHeader::decode(&bytes).map_err(|e| {
+                anyhow!("the vault header in the metadata store is unreadable: {e}")
+            })?),
+            None => None,
+        };
+    let existing = match (&local, &shared) {
+        (Some(l), Some(s)) if l != s => bail!(
+            "the data directory {} holds vault {} but the metadata store belongs to vault {}: \
+             they do not go together",
+            settings.data_dir.display(),
+            hex(&l.vault_id),
+            hex(&s.vault_id)
+        ),
+        (Some(h), _) | (None, Some(h)) => Some(h.clone()),
+        (None, None) => None,
+    };
+    let unlocked = match existing {
+        Some(header) => open_existing(settings, header, &default_key_path)?,
+        None => create(settings, &default_key_path)?,
+    };
+    let encoded = unlocked.header.encode();
+    if local.is_none() {
+        write_file(&header_path, &encoded, false)?;
+    }
+    if shared.is_none() {
+        meta.put_checkpoint(&name, &encoded).await?;
+    }
+    Ok(unlocked)
+}
+
+fn open_existing(
+    settings: &Settings,
+    header: VaultHeader,
+    default_key_path: &Path,
+) -> anyhow::Result<Unlocked> {
+    match header.source {
+        KeySource::KeyFile => {
+            if settings.key.passphrase.is_some() {
+                tracing::warn!("this vault's master key is a key file: the passphrase is ignored");
+            }
+            let path = settings
+                .key
+                .file
+                .clone()
+                .unwrap_or_else(|| default_key_path.to_path_buf());
+            if !path.exists() {
+                bail!(
+                    "vault {} needs its key file, and {} does not exist (restore it from your backup, \
+                     or set [key] file)",
+                    hex(&header.vault_id),
+                    path.display()
+                );
+            }
+            let key = read_key_file(&path)?;
+            let key = header
+                .check_key(key)
+                .map_err(|e| wrong_key(e, &format!("the key file {}", path.display()), &header))?;
+            Ok(Unlocked {
+                key,
+                header,
+                origin: KeyOrigin::File(path),
+                created: false,
+            })
+        }
+        KeySource::Passphrase { .. } => {
+            let pass = settings
+                .key
+                .passphrase
+                .clone()
+                .or_else(crate::config::passphrase_from_env);
+            let Some(pass) = &pass else {
+                bail!(
+                    "vault {} is protected by a passphrase: set ARCHIPEL_PASSPHRASE (or [key] passphrase)",
+                    hex(&header.vault_id)
+                );
+            };
+            let key = header
+                .open_with_passphrase(pass.as_bytes())
+                .map_err(|e| wrong_key(e, "the passphrase", &header))?;
+            Ok(Unlocked {
+                key,
+                header,
+                origin: KeyOrigin::Passphrase,
+                created: false,
+            })
+        }
+    }
+}
+
+fn create(settings: &Settings, default_key_path: &Path) -> anyhow::Result<Unlocked> {
+    let vault_id = random::<16>()?;
+    if let (None, Some(pass)) = (&settings.key.file, &settings.key.passphrase) {
+        if pass.chars().count() < 12 {
+            bail!("the passphrase is too short: use at least 12 characters");
+        }
+        let (header, key) = VaultHeader::create_with_passphrase(
+            vault_id,
+            pass.as_bytes(),
+            random::<16>()?,
+            KdfParams::DEFAULT,
+        )?;
+        tracing::info!("created vault {} with a passphrase", hex(&vault_id));
+        return Ok(Unlocked {
+            key,
+            header,
+            origin: KeyOrigin::Passphrase,
+            created: true,
+        });
+    }
+    let path = settings
+        .key
+        .file
+        .clone()
+        .unwrap_or_else(|| default_key_path.to_path_buf());
+    let key = if path.exists() {
+        read_key_file(&path)?
+    } else {
+        new_key_file(&path)?
+    };
+    let header = VaultHeader::create_with_key(vault_id, &key);
+    tracing::info!("created vault {}", hex(&vault_id));
+    Ok(Unlocked {
+        key,
+        header,
+        origin: KeyOrigin::File(path),
+        created: true,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Root credentials.
+
+/// Where the root credentials came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CredentialsOrigin {
+    /// The `credentials` file in the data directory.
+    File(PathBuf),
+    /// `ARCHIPEL_ROOT_ACCESS_KEY` / `ARCHIPEL_ROOT_SECRET_KEY`.
+    Env,
+    /// `[server] root_access_key` / `root_secret_key`.
+    Config,
+}
+
+/// The root access key.
+#[derive(Clone)]
+pub(crate) struct Credentials {
+    /// Access key id.
+    pub(crate) access_key: String,
+    /// Secret access key.
+    pub(crate) secret_key: Zeroizing<String>,
+    /// Where they came from.
+    pub(crate) origin: CredentialsOrigin,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key", &self.access_key)
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CredentialsFile {
+    access_key_id: String,
+    secret_access_key: String,
+}
+
+fn check_credentials(access: &str, secret: &str, from: &str) -> anyhow::Result<()> {
+    let ok_id = !access.is_empty()
+        && access.len() <= 128
+        && access
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !ok_id {
+        bail!("{from}: the access key id must be 1–128 letters, digits, `-`, `_` or `.`");
+    }
+    if secret.len() < 8 || secret.chars().any(char::is_whitespace) {
+        bail!("{from}: the secret key must be at least 8 characters, without spaces");
+    }
+    Ok(())
+}
+
+/// The root credentials: from the configuration, else the environment, else the data
+/// directory's `credentials` file (created on first run).
+pub(crate) fn credentials(settings: &Settings) -> anyhow::Result<Credentials> {
+    if let Some((a, s)) = &settings.root_credentials {
+        check_credentials(a, s, "[server] root_access_key / root_secret_key")?;
+        return Ok(Credentials {
+            access_key: a.clone(),
+            secret_key: s.clone(),
+            origin: CredentialsOrigin::Config,
+        });
+    }
+    let env = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
+    match (
+        env("ARCHIPEL_ROOT_ACCESS_KEY"),
+        env("ARCHIPEL_ROOT_SECRET_KEY"),
+    ) {
+        (Some(a), Some(s)) => {
+            let s = Zeroizing::new(s);
+            check_credentials(
+                &a,
+                &s,
+                "ARCHIPEL_ROOT_ACCESS_KEY / ARCHIPEL_ROOT_SECRET_KEY",
+            )?;
+            return Ok(Credentials {
+                access_key: a,
+                secret_key: s,
+                origin: CredentialsOrigin::Env,
+            });
+        }
+        (None, None) => {}
+        _ => bail!(
+            "ARCHIPEL_ROOT_ACCESS_KEY and ARCHIPEL_ROOT_SECRET_KEY go together: set both or neither"
+        ),
+    }
+    let path = settings.data_dir.join("credentials");
+    if path.exists() {
+        let text = Zeroizing::new(
+            fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?,
+        );
+        warn_if_exposed(&path);
+        let f: CredentialsFile = toml::from_str(&text)
+            .map_err(|e| anyhow!("{} is not valid: {}", path.display(), e.message()))?;
+        check_credentials(
+            &f.access_key_id,
+            &f.secret_access_key,
+            &path.display().to_string(),
+        )?;
+        return Ok(Credentials {
+            access_key: f.access_key_id,
+            secret_key: Zeroizing::new(f.secret_access_key),
+            origin: CredentialsOrigin::File(path),
+        });
+    }
+    let access_key = format!(
+        "AR{}",
+        random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 18)?
+    );
+    let secret_key = Zeroizing::new(random_string(
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+        40,
+    )?);
+    let text = Zeroizing::new(format!(
+        "# Archipel root credentials: full rights on every bucket of this vault. Keep this file secret.\n\
+         access_key_id = \"{access_key}\"\n\
+         secret_access_key = \"{}\"\n",
+        secret_key.as_str()
+    ));
+    write_file(&path, text.as_bytes(), true)?;
+    tracing::info!("created root credentials in {}", path.display());
+    Ok(Credentials {
+        access_key,
+        secret_key,
+        origin: CredentialsOrigin::File(path),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn random_strings_use_the_alphabet() {
+        let s = random_string(b"AB", 100).unwrap();
+        assert_eq!(s.len(), 100);
+        assert!(s.chars().all(|c| c == 'A' || c == 'B'));
+        assert!(s.contains('A') && s.contains('B'));
+    }
+
+    #[test]
+    fn credential_checks() {
+        assert!(check_credentials("AK1", "12345678", "x").is_ok());
+        assert!(check_credentials("", "12345678", "x").is_err());
+        assert!(check_credentials("a b", "12345678", "x").is_err());
+        assert!(check_credentials("AK1", "short", "x").is_err());
+    }
+}

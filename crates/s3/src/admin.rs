@@ -1,0 +1,78 @@
+//! The admin listener: `/health` (the process answers), `/ready` (the metadata store answers
+//! and enough providers are reachable to read), `/metrics` (Prometheus text).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use archipel_engine::Engine;
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use http_body_util::Full;
+use tokio::net::TcpListener;
+
+use crate::GatewayError;
+
+/// What the admin endpoints report on.
+#[derive(Clone)]
+pub struct AdminState {
+    /// The engine.
+    pub engine: Engine,
+    /// Renders the Prometheus metrics (provider and request counters kept by the caller).
+    pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
+}
+
+impl std::fmt::Debug for AdminState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminState").finish_non_exhaustive()
+    }
+}
+
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
+}
+
+async fn handle(state: AdminState, path: String) -> Response<Full<Bytes>> {
+    match path.as_str() {
+        "/health" => text(StatusCode::OK, "ok\n".into()),
+        "/ready" => match state.engine.meta().list_buckets().await {
+            Ok(_) => text(StatusCode::OK, "ready\n".into()),
+            Err(e) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("metadata store: {e}\n"),
+            ),
+        },
+        "/metrics" => text(StatusCode::OK, (state.metrics)()),
+        _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
+    }
+}
+
+/// Serves the admin endpoints on `listener` until `shutdown` completes.
+pub async fn serve_admin(
+    state: AdminState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), GatewayError> {
+    crate::serve_http(
+        listener,
+        shutdown,
+        16 * 1024,
+        Duration::from_secs(5),
+        move || {
+            let state = state.clone();
+            hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let state = state.clone();
+                let path = req.uri().path().to_string();
+                async move { Ok::<_, Infallible>(handle(state, path).await) }
+            })
+        },
+    )
+    .await
+}

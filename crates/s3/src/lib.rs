@@ -1,0 +1,212 @@
+//! Archipel's S3 gateway: the only part of Archipel that knows HTTP, XML and SigV4.
+//!
+//! * [`serve`]: the S3 endpoint. Requests are parsed, authenticated (SigV4 headers and presigned
+//!   URLs, aws-chunked bodies) and answered by [`s3s`]; the operations are implemented in
+//!   `gateway` over the [`archipel_engine::Engine`]; every engine error maps to one S3 error
+//!   code in `errors`.
+//! * [`serve_admin`]: `/health`, `/ready` and Prometheus `/metrics` on a separate listener.
+//!
+//! # Architecture invariants
+//!
+//! * Every request is authenticated before it reaches the engine (`s3s` is not a security
+//!   boundary by itself: see docs/decisions/0006-s3-gateway.md); anonymous requests are
+//!   refused.
+//! * Bodies stream both ways: the gateway never buffers an object.
+
+mod admin;
+mod auth;
+mod errors;
+mod gateway;
+#[cfg(test)]
+mod snapshots;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use archipel_engine::Engine;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+pub use admin::{AdminState, serve_admin};
+
+/// Gateway settings.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// The region clients sign for (and `GetBucketLocation` reports).
+    pub region: String,
+    /// The root access key id (full rights on every bucket).
+    pub root_access_key: String,
+    /// The root secret key.
+    pub root_secret_key: String,
+    /// Host name for virtual-hosted-style requests (`bucket.<domain>`); `None` = path style only.
+    pub domain: Option<String>,
+    /// The canonical id reported as every bucket's owner.
+    pub owner_id: String,
+    /// Largest request header block a client may send.
+    pub max_header_bytes: usize,
+    /// How long in-flight requests get to finish at shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl GatewayConfig {
+    /// Defaults for a gateway with the given root credentials.
+    pub fn new(root_access_key: impl Into<String>, root_secret_key: impl Into<String>) -> Self {
+        GatewayConfig {
+            region: "us-east-1".into(),
+            root_access_key: root_access_key.into(),
+            root_secret_key: root_secret_key.into(),
+            domain: None,
+            owner_id: "archipel".into(),
+            max_header_bytes: 64 * 1024,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A gateway failure (listener errors; request errors are answered, not returned).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatewayError {
+    /// Accepting connections failed.
+    #[error("listener: {0}")]
+    Listener(#[from] std::io::Error),
+}
+
+/// Builds the S3 service (routing, auth, operations) for `engine`.
+pub fn service(engine: Engine, config: &GatewayConfig) -> s3s::service::S3Service {
+    let gw = gateway::Gateway::new(engine.clone(), config.clone());
+    let mut b = s3s::service::S3ServiceBuilder::new(gw);
+    b.set_auth(auth::Auth::new(engine.clone(), config.clone()));
+    b.set_access(auth::Access::new(engine, config.clone()));
+    if let Some(domain) = &config.domain
+        && let Ok(host) = s3s::host::MultiDomain::new(&[domain.as_str()])
+    {
+        b.set_host(host);
+    }
+    b.build()
+}
+
+/// The S3 service without authentication, for fuzzing the routing and parsing layers (and
+/// nothing else: every request is treated as the owner's).
+#[cfg(feature = "fuzzing")]
+pub fn unauthenticated_service(engine: Engine, config: &GatewayConfig) -> s3s::service::S3Service {
+    s3s::service::S3ServiceBuilder::new(gateway::Gateway::new(engine, config.clone())).build()
+}
+
+/// Serves S3 on `listener` until `shutdown` completes, then lets in-flight requests finish
+/// (up to [`GatewayConfig::shutdown_grace`]).
+pub async fn serve(
+    engine: Engine,
+    config: GatewayConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), GatewayError> {
+    let svc = service(engine, &config);
+    let ids = Arc::new(RequestIds::new());
+    serve_http(
+        listener,
+        shutdown,
+        config.max_header_bytes,
+        config.shutdown_grace,
+        move || {
+            let (svc, ids) = (svc.clone(), ids.clone());
+            hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let (svc, id) = (svc.clone(), ids.next());
+                async move {
+                    let mut resp = hyper::service::Service::call(&svc, req).await?;
+                    // Every answer carries a request id, for logs and support.
+                    if let Ok(v) = http::HeaderValue::from_str(&id) {
+                        resp.headers_mut().insert("x-amz-request-id", v);
+                    }
+                    tracing::debug!(request_id = %id, status = %resp.status(), "answered");
+                    Ok::<_, s3s::HttpError>(resp)
+                }
+            })
+        },
+    )
+    .await
+}
+
+/// Request ids: a per-process random prefix and a counter, unique and cheap.
+struct RequestIds {
+    prefix: u64,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        RequestIds {
+            prefix: nanos ^ u64::from(std::process::id()).rotate_left(32),
+            next: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn next(&self) -> String {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{:016X}{n:08X}", self.prefix)
+    }
+}
+
+/// The HTTP/1.1 accept loop shared by the S3 and admin listeners.
+pub(crate) async fn serve_http<S, F, B>(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+    max_header_bytes: usize,
+    grace: Duration,
+    make: F,
+) -> Result<(), GatewayError>
+where
+    F: Fn() -> S,
+    S: hyper::service::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.max_buf_size(max_header_bytes.max(8192))
+        .header_read_timeout(Duration::from_secs(30))
+        .timer(hyper_util::rt::TokioTimer::new());
+    let http = Arc::new(http);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (sock, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off, keep serving.
+                        tracing::warn!("accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = sock.set_nodelay(true);
+                let conn = http.serve_connection(TokioIo::new(sock), make());
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!("connection from {peer}: {e}");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown: requests still running after {grace:?}, closing them");
+    }
+    Ok(())
+}

@@ -416,6 +416,15 @@ impl Engine {
         )
         .await?;
         let etag = written.segment.etag.clone();
+        let mut headers = opts.headers;
+        if let Some(late) = &opts.late_headers {
+            headers.extend(
+                late.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .iter()
+                    .cloned(),
+            );
+        }
         let manifest = Manifest {
             version,
             timestamp_ms,
@@ -424,7 +433,7 @@ impl Engine {
             size: written.segment.len,
             etag: etag.clone(),
             content_type: opts.content_type,
-            headers: opts.headers,
+            headers,
             user_metadata: opts.user_metadata.into_iter().collect(),
             segments: vec![written.segment],
         };

@@ -41,7 +41,9 @@ pub use engine::{Engine, EngineOptions, ProviderSlot};
 pub use error::{EngineError, Result};
 pub use gc::{GcReport, JobHandle, OrphanReport};
 pub use multipart::{MAX_PART_NUMBER, PartOutcome};
-pub use object::{Body, BodyCheck, ByteRange, GetOutput, ObjectInfo, PutOptions, PutOutcome};
+pub use object::{
+    Body, BodyCheck, ByteRange, GetOutput, LateHeaders, ObjectInfo, PutOptions, PutOutcome,
+};
 pub use placement::{
     Placement, PlacementError, PlacementRules, Policy, ProviderInfo, ProviderState,
 };

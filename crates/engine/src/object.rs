@@ -31,7 +31,13 @@ pub struct PutOptions {
     /// The body's announced MD5 (`Content-MD5`): a body with another digest is refused
     /// ([`EngineError::BadDigest`]) and nothing is stored.
     pub content_md5: Option<[u8; 16]>,
+    /// Headers only known once the body has been read (checksums computed on the way): read
+    /// after the body ends and stored with the others.
+    pub late_headers: Option<LateHeaders>,
 }
+
+/// Headers a body stream fills in as it ends (see [`PutOptions::late_headers`]).
+pub type LateHeaders = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
 
 /// What a part's body must be: announced length and MD5, both optional.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -20,6 +20,7 @@ use s3s::dto::*;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use crate::GatewayConfig;
+use crate::checksum;
 use crate::errors::to_s3;
 
 /// The S3 implementation.
@@ -236,6 +237,30 @@ fn engine_body(blob: Option<StreamingBlob>) -> EngineBody {
             .map(|r| r.map_err(|e| std::io::Error::other(e.to_string())))
             .boxed(),
         None => futures::stream::empty().boxed(),
+    }
+}
+
+/// The request body, checksummed on the way when the client announced checksums.
+fn checked_body(
+    blob: Option<StreamingBlob>,
+    expected: checksum::Expected,
+    trailers: Option<s3s::TrailingHeaders>,
+) -> (EngineBody, Option<std::sync::Arc<checksum::Outcome>>) {
+    let body = engine_body(blob);
+    if expected.is_empty() {
+        return (body, None);
+    }
+    let (v, outcome) = checksum::Verifying::new(body, expected, trailers);
+    (v.boxed(), Some(outcome))
+}
+
+/// A body failed because of a checksum mismatch is `BadDigest`; anything else maps as usual.
+fn checksum_error(e: EngineError, outcome: Option<&checksum::Outcome>) -> S3Error {
+    match (&e, outcome) {
+        (EngineError::Body(msg), Some(o)) if o.mismatched() => {
+            S3Error::with_message(S3ErrorCode::BadDigest, msg.clone())
+        }
+        _ => to_s3(e),
     }
 }
 
@@ -528,6 +553,18 @@ impl S3 for Gateway {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
+        let expected = checksum::Expected::new(
+            &Checksum {
+                checksum_crc32: req.input.checksum_crc32.clone(),
+                checksum_crc32c: req.input.checksum_crc32c.clone(),
+                checksum_crc64nvme: req.input.checksum_crc64nvme.clone(),
+                checksum_sha1: req.input.checksum_sha1.clone(),
+                checksum_sha256: req.input.checksum_sha256.clone(),
+                ..Checksum::default()
+            },
+            &req.headers,
+        );
+        let trailers = req.trailing_headers.clone();
         let i = req.input;
         let condition = write_condition(i.if_match.as_ref(), i.if_none_match.as_ref())?;
         if i.if_match.as_ref().is_some_and(ETagCondition::is_any) {
@@ -555,15 +592,27 @@ impl S3 for Gateway {
             condition,
             expected_len: i.content_length.and_then(|l| u64::try_from(l).ok()),
             content_md5: content_md5(i.content_md5.as_ref())?,
+            late_headers: None,
+        };
+        let (body, outcome) = checked_body(i.body, expected, trailers);
+        let opts = PutOptions {
+            late_headers: outcome.as_ref().map(|o| o.computed.clone()),
+            ..opts
         };
         let out = self
             .engine
-            .put_object(&i.bucket, &i.key, engine_body(i.body), opts)
+            .put_object(&i.bucket, &i.key, body, opts)
             .await
-            .map_err(to_s3)?;
+            .map_err(|e| checksum_error(e, outcome.as_deref()))?;
+        let sums = checksum::to_checksum(&outcome.map(|o| o.values()).unwrap_or_default());
         ok(PutObjectOutput {
             e_tag: Some(etag(&out.etag)),
             size: Some(out.size as i64),
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_crc64nvme: sums.checksum_crc64nvme,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
             ..PutObjectOutput::default()
         })
     }
@@ -573,6 +622,10 @@ impl S3 for Gateway {
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let i = req.input;
+        let checksum_mode = i
+            .checksum_mode
+            .as_ref()
+            .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
         if i.part_number.is_some() {
             return Err(s3_error!(
                 NotImplemented,
@@ -629,6 +682,19 @@ impl S3 for Gateway {
             parts_count: (info.parts > 0).then_some(info.parts as i32),
             ..GetObjectOutput::default()
         };
+        let output = if checksum_mode && range.is_none() {
+            let sums = checksum::to_checksum(&info.headers);
+            GetObjectOutput {
+                checksum_crc32: sums.checksum_crc32,
+                checksum_crc32c: sums.checksum_crc32c,
+                checksum_crc64nvme: sums.checksum_crc64nvme,
+                checksum_sha1: sums.checksum_sha1,
+                checksum_sha256: sums.checksum_sha256,
+                ..output
+            }
+        } else {
+            output
+        };
         let mut resp = S3Response::new(output);
         if range.is_some() {
             resp.status = Some(http::StatusCode::PARTIAL_CONTENT);
@@ -654,6 +720,15 @@ impl S3 for Gateway {
             i.if_modified_since.as_ref(),
         )?;
         let h = stored_headers(&info);
+        let sums = if i
+            .checksum_mode
+            .as_ref()
+            .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED)
+        {
+            checksum::to_checksum(&info.headers)
+        } else {
+            Checksum::default()
+        };
         let (len, content_range) = match i.range {
             None => (info.size, None),
             Some(r) => {
@@ -687,6 +762,11 @@ impl S3 for Gateway {
             last_modified: Some(timestamp(info.last_modified)),
             metadata: metadata_map(&info),
             parts_count: (info.parts > 0).then_some(info.parts as i32),
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_crc64nvme: sums.checksum_crc64nvme,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
             ..HeadObjectOutput::default()
         })
     }
@@ -798,6 +878,7 @@ impl S3 for Gateway {
         }
         let opts = if replace {
             PutOptions {
+                late_headers: None,
                 content_type: i.content_type,
                 headers: header_list(
                     i.content_encoding,
@@ -1094,6 +1175,18 @@ impl S3 for Gateway {
         &self,
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
+        let expected = checksum::Expected::new(
+            &Checksum {
+                checksum_crc32: req.input.checksum_crc32.clone(),
+                checksum_crc32c: req.input.checksum_crc32c.clone(),
+                checksum_crc64nvme: req.input.checksum_crc64nvme.clone(),
+                checksum_sha1: req.input.checksum_sha1.clone(),
+                checksum_sha256: req.input.checksum_sha256.clone(),
+                ..Checksum::default()
+            },
+            &req.headers,
+        );
+        let trailers = req.trailing_headers.clone();
         let i = req.input;
         let part = u32::try_from(i.part_number)
             .map_err(|_| s3_error!(InvalidArgument, "part number {} is invalid", i.part_number))?;
@@ -1101,20 +1194,20 @@ impl S3 for Gateway {
             expected_len: i.content_length.and_then(|l| u64::try_from(l).ok()),
             content_md5: content_md5(i.content_md5.as_ref())?,
         };
+        let (body, outcome) = checked_body(i.body, expected, trailers);
         let out = self
             .engine
-            .upload_part(
-                &i.bucket,
-                &i.key,
-                &i.upload_id,
-                part,
-                engine_body(i.body),
-                check,
-            )
+            .upload_part(&i.bucket, &i.key, &i.upload_id, part, body, check)
             .await
-            .map_err(to_s3)?;
+            .map_err(|e| checksum_error(e, outcome.as_deref()))?;
+        let sums = checksum::to_checksum(&outcome.map(|o| o.values()).unwrap_or_default());
         ok(UploadPartOutput {
             e_tag: Some(etag(&out.etag)),
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_crc64nvme: sums.checksum_crc64nvme,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
             ..UploadPartOutput::default()
         })
     }

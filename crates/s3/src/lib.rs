@@ -15,6 +15,7 @@
 
 mod admin;
 mod auth;
+mod checksum;
 mod errors;
 mod gateway;
 #[cfg(test)]

@@ -111,6 +111,23 @@ bad = base64.b64encode(hashlib.md5(b"something else").digest()).decode()
 check(error_code(s3.put_object, Bucket="boto", Key="md5bad", Body=b"digest me", ContentMD5=bad)[0] == "BadDigest", "BadDigest")
 check(error_code(s3.head_object, Bucket="boto", Key="md5bad")[1] == 404, "BadDigest stored nothing")
 
+# ---- x-amz-checksum-*: verified on the way in, stored, returned ----
+import zlib
+data = os.urandom(123_456)
+sha = base64.b64encode(hashlib.sha256(data).digest()).decode()
+r = s3.put_object(Bucket="boto", Key="sum", Body=data, ChecksumAlgorithm="SHA256")
+check(r.get("ChecksumSHA256") == sha, f"SHA256 returned on PUT: {r.get('ChecksumSHA256')}")
+h = s3.head_object(Bucket="boto", Key="sum", ChecksumMode="ENABLED")
+check(h.get("ChecksumSHA256") == sha, "SHA256 returned on HEAD")
+g = s3.get_object(Bucket="boto", Key="sum", ChecksumMode="ENABLED")
+check(g["Body"].read() == data, "GET with checksum validation by boto3")
+crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+r = s3.put_object(Bucket="boto", Key="sum32", Body=data, ChecksumCRC32=crc)
+check(r.get("ChecksumCRC32") == crc, "CRC32 given in a header")
+wrong = base64.b64encode((zlib.crc32(data) ^ 1).to_bytes(4, "big")).decode()
+check(error_code(s3.put_object, Bucket="boto", Key="sumbad", Body=data, ChecksumCRC32=wrong)[0] == "BadDigest", "wrong CRC32 refused")
+check(error_code(s3.head_object, Bucket="boto", Key="sumbad")[1] == 404, "wrong CRC32 stored nothing")
+
 # ---- copy ----
 c = s3.copy_object(Bucket="boto", Key="copy1", CopySource={"Bucket": "boto", "Key": "dir/obj"})
 check(c["CopyObjectResult"]["ETag"] == f'"{md5}"', "copy etag")

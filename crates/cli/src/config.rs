@@ -245,6 +245,8 @@ struct ProviderSection {
     concurrency: Option<usize>,
     request_timeout_secs: Option<u64>,
     put_timeout_secs: Option<u64>,
+    /// For tests and benchmarks only: delay every request to this provider by this much.
+    inject_latency_ms: Option<u64>,
 }
 
 /// `[policy]`.
@@ -348,6 +350,8 @@ pub(crate) struct ProviderSetting {
     pub(crate) request_timeout: Duration,
     /// Deadline of one whole put.
     pub(crate) put_timeout: Duration,
+    /// Extra delay on every request (tests and benchmarks only; zero otherwise).
+    pub(crate) inject_latency: Duration,
 }
 
 impl fmt::Debug for ProviderSetting {
@@ -497,6 +501,7 @@ fn dir_provider(name: &str, path: PathBuf, origin: Option<String>) -> ProviderSe
         concurrency: 64,
         request_timeout: Duration::from_secs(60),
         put_timeout: Duration::from_secs(6 * 3600),
+        inject_latency: Duration::ZERO,
     }
 }
 
@@ -786,6 +791,7 @@ fn resolve_providers(
             concurrency,
             request_timeout: secs(p.request_timeout_secs, 60, "request_timeout_secs")?,
             put_timeout: secs(p.put_timeout_secs, 6 * 3600, "put_timeout_secs")?,
+            inject_latency: Duration::from_millis(p.inject_latency_ms.unwrap_or(0)),
         });
     }
     Ok(out)

@@ -4,8 +4,10 @@
 //!   listener), with zero configuration — a demo vault in `./archipel-data` — or from a
 //!   configuration file (`--config archipel.toml`).
 //! * `archipel init`: writes a commented `archipel.toml`.
-//! * Operator commands on a vault: `bucket create|list`, `status [--json]` (provider health
-//!   and redundancy), `ls`, `put`, `get`, `rm`.
+//! * Operator commands on a vault: `bucket create|list|policy`, `key create|list|delete|grant`
+//!   (S3 access keys and their per-bucket permissions), `provider list|test` (reachability,
+//!   permissions, latency, throughput), `status [--json]` (provider health and redundancy),
+//!   `ls`, `put`, `get`, `rm` (with progress bars on large transfers).
 //! * `archipel demo`: an honest, in-memory run of the codec (encode an object into `k + m`
 //!   shards, lose `m` of them, decode, then corrupt one more and watch it be detected).
 //!
@@ -15,9 +17,12 @@
 mod config;
 mod demo;
 mod init;
+mod keys;
 mod metrics;
 mod open;
 mod ops;
+mod progress;
+mod provider_cmd;
 mod providers;
 mod serve;
 mod size;
@@ -45,9 +50,17 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Write a commented configuration file (archipel.toml).
     Init(init::InitArgs),
-    /// Create and list buckets (on a stopped embedded vault, or beside a PostgreSQL one).
+    /// Create and list buckets, show or change their policy (on a stopped embedded vault, or
+    /// beside a PostgreSQL one).
     #[command(subcommand)]
     Bucket(ops::BucketCmd),
+    /// S3 access keys besides the root key, and what each may do per bucket.
+    #[command(subcommand)]
+    Key(keys::KeyCmd),
+    /// The configured providers: list them, or test reachability, permissions, latency and
+    /// throughput (works beside a running gateway).
+    #[command(subcommand)]
+    Provider(provider_cmd::ProviderCmd),
     /// Providers (health, latency, shards held) and redundancy: how many objects survive
     /// how many more provider losses.
     Status(status::StatusArgs),
@@ -98,6 +111,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let rt = runtime()?;
             match command {
                 Command::Bucket(cmd) => rt.block_on(ops::bucket(cmd)),
+                Command::Key(cmd) => rt.block_on(keys::key(cmd)),
+                Command::Provider(cmd) => rt.block_on(provider_cmd::provider(cmd)),
                 Command::Status(args) => rt.block_on(status::run(args)),
                 Command::Ls(args) => rt.block_on(ops::ls(args)),
                 Command::Put(args) => rt.block_on(ops::put(args)),

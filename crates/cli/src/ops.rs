@@ -1,5 +1,6 @@
 //! Operator commands that work on a vault directly, without the S3 endpoint: `bucket create`,
-//! `bucket list`, `ls`, `put`, `get`, `rm`.
+//! `bucket list`, `bucket policy`, `ls`, `put`, `get` (with a progress bar on a terminal for
+//! large transfers), `rm`.
 //!
 //! They open the vault like `archipel serve` does (same `--config` / `--data-dir`), so with
 //! the embedded metadata store they need the gateway stopped (the store is locked by one
@@ -18,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::MetaSetting;
 use crate::open::{self, Vault};
+use crate::progress::Progress;
 use crate::size;
 
 /// Which vault to open.
@@ -103,7 +105,7 @@ fn policy_text(p: &Policy) -> String {
 }
 
 /// Runs `f` on the opened vault and closes it whatever happens.
-async fn with_vault<T>(
+pub(crate) async fn with_vault<T>(
     args: &VaultArgs,
     f: impl AsyncFnOnce(&Vault) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
@@ -123,20 +125,21 @@ pub(crate) enum BucketCmd {
     Create(BucketCreateArgs),
     /// List the buckets and their policies.
     List(BucketListArgs),
+    /// Show a bucket's policy, or change it with the same flags as `create` (new writes follow
+    /// it; objects already stored keep their shards).
+    Policy(BucketPolicyArgs),
 }
 
-/// `archipel bucket create`.
-#[derive(clap::Args, Debug)]
-pub(crate) struct BucketCreateArgs {
-    /// The bucket name (S3 rules: 3–63 lowercase letters, digits, `.` and `-`).
-    name: String,
-    /// Data shards per object [default: the vault's default policy].
+/// A bucket policy, from flags.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct PolicyFlags {
+    /// Data shards per object [default: the vault's default for a new bucket, else unchanged].
     #[arg(long, requires = "parity")]
     data: Option<usize>,
     /// Parity shards per object (how many providers may be lost).
     #[arg(long, requires = "data")]
     parity: Option<usize>,
-    /// Shards durable before a PUT is acknowledged [default: data + 1].
+    /// Shards durable before a PUT is acknowledged [default: data + 1 when --data is given].
     #[arg(long)]
     write_quorum: Option<usize>,
     /// At most this many shards of one object per operator.
@@ -148,6 +151,71 @@ pub(crate) struct BucketCreateArgs {
     /// Only providers in these jurisdictions (comma-separated).
     #[arg(long, value_delimiter = ',')]
     allowed_jurisdictions: Vec<String>,
+}
+
+impl PolicyFlags {
+    /// Whether any flag is given.
+    fn any(&self) -> bool {
+        self.data.is_some()
+            || self.write_quorum.is_some()
+            || self.max_per_operator.is_some()
+            || self.max_per_jurisdiction.is_some()
+            || !self.allowed_jurisdictions.is_empty()
+    }
+
+    /// `base` with the flags applied: `--data`/`--parity` replace the shape (and the write
+    /// quorum, back to its default unless given), keeping `base`'s placement rules; each rule
+    /// given replaces that rule.
+    fn apply(&self, base: &Policy) -> anyhow::Result<Policy> {
+        let mut policy = match (self.data, self.parity) {
+            (Some(k), Some(m)) => Policy {
+                rules: base.rules.clone(),
+                ..Policy::new(k, m)?
+            },
+            _ => base.clone(),
+        };
+        if let Some(q) = self.write_quorum {
+            policy.write_quorum = q;
+        }
+        if self.max_per_operator.is_some() {
+            policy.rules.max_per_operator = self.max_per_operator;
+        }
+        if self.max_per_jurisdiction.is_some() {
+            policy.rules.max_per_jurisdiction = self.max_per_jurisdiction;
+        }
+        if !self.allowed_jurisdictions.is_empty() {
+            policy.rules.allowed_jurisdictions =
+                Some(self.allowed_jurisdictions.iter().cloned().collect());
+        }
+        Ok(policy)
+    }
+}
+
+/// `archipel bucket create`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct BucketCreateArgs {
+    /// The bucket name (S3 rules: 3–63 lowercase letters, digits, `.` and `-`).
+    name: String,
+    #[command(flatten)]
+    policy: PolicyFlags,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    vault: VaultArgs,
+}
+
+/// `archipel bucket policy`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct BucketPolicyArgs {
+    /// The bucket.
+    name: String,
+    #[command(flatten)]
+    policy: PolicyFlags,
+    /// Drop the placement rules (per operator, per jurisdiction, allowed jurisdictions)
+    /// before applying the flags given.
+    #[arg(long)]
+    clear_rules: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -170,23 +238,12 @@ pub(crate) async fn bucket(cmd: BucketCmd) -> anyhow::Result<()> {
     match cmd {
         BucketCmd::Create(a) => {
             with_vault(&a.vault, async |v: &Vault| {
-                let mut policy = match (a.data, a.parity) {
+                // Fresh flags start from the vault's default shape, without its rules.
+                let base = match (a.policy.data, a.policy.parity) {
                     (Some(k), Some(m)) => Policy::new(k, m)?,
                     _ => v.default_policy.clone(),
                 };
-                if let Some(q) = a.write_quorum {
-                    policy.write_quorum = q;
-                }
-                if a.max_per_operator.is_some() {
-                    policy.rules.max_per_operator = a.max_per_operator;
-                }
-                if a.max_per_jurisdiction.is_some() {
-                    policy.rules.max_per_jurisdiction = a.max_per_jurisdiction;
-                }
-                if !a.allowed_jurisdictions.is_empty() {
-                    policy.rules.allowed_jurisdictions =
-                        Some(a.allowed_jurisdictions.iter().cloned().collect());
-                }
+                let policy = a.policy.apply(&base)?;
                 let policy = v
                     .engine
                     .create_bucket(&a.name, &v.credentials.access_key, Some(policy))
@@ -249,7 +306,57 @@ pub(crate) async fn bucket(cmd: BucketCmd) -> anyhow::Result<()> {
             })
             .await
         }
+        BucketCmd::Policy(a) => with_vault(&a.vault, async |v: &Vault| policy(v, &a).await).await,
     }
+}
+
+/// Runs `archipel bucket policy`.
+async fn policy(v: &Vault, a: &BucketPolicyArgs) -> anyhow::Result<()> {
+    let current = v
+        .engine
+        .bucket_policy(&a.name)
+        .await
+        .map_err(|e| anyhow!("bucket {:?}: {e}", a.name))?;
+    if !a.policy.any() && !a.clear_rules {
+        if a.json {
+            println!(
+                "{}",
+                json!({"bucket": a.name, "policy": policy_json(&current)})
+            );
+        } else {
+            println!("{}: {}", a.name, policy_text(&current));
+        }
+        return Ok(());
+    }
+    let mut base = current.clone();
+    if a.clear_rules {
+        base.rules = archipel_engine::PlacementRules::default();
+    }
+    let new = a.policy.apply(&base)?;
+    v.engine
+        .set_bucket_policy(&a.name, &new)
+        .await
+        .map_err(|e| anyhow!("cannot set the policy of bucket {:?}: {e}", a.name))?;
+    if a.json {
+        println!(
+            "{}",
+            json!({
+                "bucket": a.name,
+                "policy": policy_json(&new),
+                "previous": policy_json(&current),
+            })
+        );
+    } else if new == current {
+        println!("{}: {} (unchanged)", a.name, policy_text(&new));
+    } else {
+        println!(
+            "{}: {} (was {}); new writes follow it, objects already stored keep their shards",
+            a.name,
+            policy_text(&new),
+            policy_text(&current)
+        );
+    }
+    Ok(())
 }
 
 impl Vault {
@@ -340,6 +447,9 @@ pub(crate) struct PutArgs {
     /// The object's content type.
     #[arg(long)]
     content_type: Option<String>,
+    /// Print JSON (and no progress bar).
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     vault: VaultArgs,
 }
@@ -384,15 +494,39 @@ pub(crate) async fn put(a: PutArgs) -> anyhow::Result<()> {
             expected_len: len,
             ..PutOptions::default()
         };
+        let progress = Progress::new(&format!("put {bucket}/{key}"), len, a.json);
+        let tick = progress.tick();
+        let body = body
+            .inspect(move |piece| {
+                if let Ok(b) = piece {
+                    tick.add(b.len() as u64);
+                }
+            })
+            .boxed();
         let out = v
             .engine
             .put_object(bucket, key, body, opts)
             .await
             .map_err(|e| anyhow!("cannot put {bucket}/{key}: {e}"))?;
+        drop(progress);
+        let secs = started.elapsed().as_secs_f64();
+        if a.json {
+            println!(
+                "{}",
+                json!({
+                    "bucket": bucket,
+                    "key": key,
+                    "size": out.size,
+                    "etag": out.etag,
+                    "seconds": secs,
+                    "unwritten_shards": out.unwritten_shards,
+                })
+            );
+            return Ok(());
+        }
         println!(
-            "put {bucket}/{key}: {} in {:.2} s, etag {}{}",
+            "put {bucket}/{key}: {} in {secs:.2} s, etag {}{}",
             size::human(out.size),
-            started.elapsed().as_secs_f64(),
             out.etag,
             if out.unwritten_shards > 0 {
                 format!(
@@ -415,6 +549,10 @@ pub(crate) struct GetArgs {
     target: String,
     /// Where to write it (`-` for standard output).
     file: PathBuf,
+    /// Print the summary as JSON (on standard error when the object goes to standard output),
+    /// and no progress bar.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     vault: VaultArgs,
 }
@@ -441,16 +579,24 @@ pub(crate) async fn get(a: GetArgs) -> anyhow::Result<()> {
             )
         };
         let mut written = 0u64;
+        let progress = Progress::new(
+            &format!("get {bucket}/{key}"),
+            Some(out.range.end - out.range.start),
+            a.json,
+        );
+        let tick = progress.tick();
         let result: anyhow::Result<()> = async {
             while let Some(piece) = out.body.next().await {
                 let piece = piece.map_err(|e| anyhow!("reading {bucket}/{key}: {e}"))?;
                 sink.write_all(&piece).await?;
                 written += piece.len() as u64;
+                tick.add(piece.len() as u64);
             }
             sink.flush().await?;
             Ok(())
         }
         .await;
+        drop(progress);
         drop(sink);
         if let Err(e) = result {
             if !to_stdout {
@@ -463,11 +609,26 @@ pub(crate) async fn get(a: GetArgs) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("cannot create {}", a.file.display()))?;
         }
-        eprintln!(
-            "got {bucket}/{key}: {} in {:.2} s",
-            size::human(written),
-            started.elapsed().as_secs_f64()
-        );
+        let secs = started.elapsed().as_secs_f64();
+        if a.json {
+            let summary = json!({
+                "bucket": bucket,
+                "key": key,
+                "size": written,
+                "etag": out.info.etag,
+                "seconds": secs,
+            });
+            if to_stdout {
+                eprintln!("{summary}");
+            } else {
+                println!("{summary}");
+            }
+        } else {
+            eprintln!(
+                "got {bucket}/{key}: {} in {secs:.2} s",
+                size::human(written)
+            );
+        }
         Ok(())
     })
     .await

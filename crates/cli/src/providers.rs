@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use archipel_engine::ProviderSlot;
 use archipel_provider::{
-    ErrorKind, Limit, LocalDir, Metrics, Provider, ProviderError, ProviderExt, Remote, Retry,
-    RetryPolicy, Timeout,
+    ErrorKind, Fault, FaultLayer, Limit, LocalDir, Metrics, Provider, ProviderError, ProviderExt,
+    Remote, Retry, RetryPolicy, Timeout,
 };
 
 use crate::config::{ProviderBackend, ProviderSetting};
@@ -26,13 +26,45 @@ pub(crate) struct Built {
     pub(crate) setting: ProviderSetting,
 }
 
-/// Opens one provider (no network traffic for remote ones) and wraps it in the layers.
-async fn build_one(s: &ProviderSetting) -> Result<Built, ProviderError> {
+/// Opens one provider, bare (no network traffic for remote ones).
+async fn open_raw(s: &ProviderSetting) -> Result<Arc<dyn Provider>, ProviderError> {
     let name = s.info.name.as_str();
-    let raw: Arc<dyn Provider> = match &s.backend {
+    Ok(match &s.backend {
         ProviderBackend::Dir(path) => Arc::new(LocalDir::open(name, path).await?),
         ProviderBackend::S3(cfg) => Arc::new(Remote::s3(name, cfg)?),
         ProviderBackend::WebDav(cfg) => Arc::new(Remote::webdav(name, cfg)?),
+    })
+}
+
+/// Opens one provider with its deadlines only — no retries, no concurrency limit — so that
+/// `provider test` sees every failure and measures the provider itself.
+pub(crate) async fn open_for_test(s: &ProviderSetting) -> Result<Arc<dyn Provider>, ProviderError> {
+    let raw = open_raw(s).await?;
+    Ok(Arc::new(Timeout::new(
+        raw,
+        s.request_timeout,
+        s.put_timeout,
+    )))
+}
+
+/// Opens one provider and wraps it in the layers.
+async fn build_one(s: &ProviderSetting) -> Result<Built, ProviderError> {
+    let raw = open_raw(s).await?;
+    // `inject_latency_ms` (tests and benchmarks): a provider slowed on purpose.
+    let raw: Arc<dyn Provider> = if s.inject_latency.is_zero() {
+        raw
+    } else {
+        tracing::warn!(
+            "provider {}: every request delayed by {:?} (inject_latency_ms)",
+            s.info.name,
+            s.inject_latency
+        );
+        let f = FaultLayer::new(raw, 0);
+        f.set(Fault {
+            latency: s.inject_latency,
+            ..Fault::default()
+        });
+        Arc::new(f)
     };
     let metrics = Arc::new(Metrics::new(raw));
     let p: Arc<dyn Provider> = metrics.clone();
@@ -50,7 +82,7 @@ async fn build_one(s: &ProviderSetting) -> Result<Built, ProviderError> {
 }
 
 /// A hint for a failed check, by kind of failure.
-fn hint(kind: ErrorKind, backend: &ProviderBackend) -> &'static str {
+pub(crate) fn hint(kind: ErrorKind, backend: &ProviderBackend) -> &'static str {
     match (kind, backend) {
         (ErrorKind::PermissionDenied, ProviderBackend::Dir(_)) => {
             " (check the directory's owner and permissions)"

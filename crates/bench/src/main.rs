@@ -1,0 +1,561 @@
+//! `archipel-bench`: the end-to-end benchmark. It builds and starts `archipel serve` on
+//! 127.0.0.1 over six directory providers (4+2) in a temporary directory, drives it with a
+//! concurrent S3 client (SigV4 presigned requests from `rusty-s3`, HTTP from `reqwest`), and
+//! measures in the same run the baseline: the same bytes written (× 1.5, the 4+2 expansion,
+//! with fsync) to and read from the same disk directly.
+//!
+//! Phases: large objects (PUT and GET, healthy and with two providers emptied), small objects
+//! (PUT and GET rates and latencies), one multi-GiB PUT and GET (the gateway's peak RSS), and
+//! GET latency with one provider slowed by 500 ms against the healthy latency. Prints a table
+//! and writes JSON.
+//!
+//! `cargo run --release -p archipel-bench [-- --dir PATH] [--json PATH] [--quick]`
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use bytes::Bytes;
+use clap::Parser;
+use futures::{StreamExt, TryStreamExt};
+use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+use serde_json::json;
+
+const MIB: usize = 1024 * 1024;
+const ACCESS_KEY: &str = "AKIABENCHMARK0000001";
+const SECRET_KEY: &str = "archipel-bench-secret-0000000000000000000";
+
+/// End-to-end benchmark of `archipel serve` against the raw disk.
+#[derive(Parser, Debug)]
+#[command(name = "archipel-bench")]
+struct Args {
+    /// Directory (on the disk to measure) for the vault and the baseline files.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Where to write the JSON results.
+    #[arg(long, default_value = "target/bench/archipel-bench.json")]
+    json: PathBuf,
+    /// The `archipel` binary (default: build it with `cargo build --release -p archipel`).
+    #[arg(long)]
+    archipel: Option<PathBuf>,
+    /// Smaller sizes, for a quick look (not for the README).
+    #[arg(long)]
+    quick: bool,
+}
+
+struct Sizes {
+    large_count: usize,
+    large_size: usize,
+    large_conc: usize,
+    small_count: usize,
+    small_size: usize,
+    small_conc: usize,
+    huge_size: usize,
+    latency_gets: usize,
+}
+
+struct Server {
+    child: Child,
+    endpoint: String,
+}
+
+impl Server {
+    fn rss_peak_mib(&self) -> f64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            })
+            .map_or(0.0, |kib| kib / 1024.0)
+    }
+
+    fn stop(mut self) -> anyhow::Result<()> {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let status = self.child.wait()?;
+        if !status.success() {
+            bail!("archipel serve exited with {status}");
+        }
+        Ok(())
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Writes the configuration: six directory providers, 4+2; `slow` adds latency to one.
+fn write_config(root: &Path, port: u16, slow: Option<(usize, u64)>) -> anyhow::Result<PathBuf> {
+    let mut c = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"off\"\ndata_dir = \"{data}\"\nroot_access_key = \"{ACCESS_KEY}\"\nroot_secret_key = \"{SECRET_KEY}\"\n\n[policy]\ndata = 4\nparity = 2\n",
+        data = root.join("data").display()
+    );
+    for i in 1..=6 {
+        c.push_str(&format!(
+            "\n[[provider]]\nname = \"p{i}\"\nkind = \"dir\"\npath = \"{}\"\noperator = \"op{i}\"\njurisdiction = \"FR\"\n",
+            root.join("providers").join(format!("p{i}")).display()
+        ));
+        if let Some((n, ms)) = slow
+            && n == i
+        {
+            c.push_str(&format!("inject_latency_ms = {ms}\n"));
+        }
+    }
+    let path = root.join("archipel.toml");
+    std::fs::write(&path, c)?;
+    Ok(path)
+}
+
+fn start(bin: &Path, config: &Path, port: u16) -> anyhow::Result<Server> {
+    let mut child = Command::new(bin)
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("cannot start {}", bin.display()))?;
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = child.try_wait()? {
+            bail!("archipel serve exited with {status} before listening");
+        }
+        if t.elapsed() > Duration::from_secs(60) {
+            bail!("archipel serve did not listen on 127.0.0.1:{port} within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(Server {
+        child,
+        endpoint: format!("http://127.0.0.1:{port}"),
+    })
+}
+
+#[derive(Clone)]
+struct Client {
+    http: reqwest::Client,
+    bucket: Bucket,
+    creds: Credentials,
+}
+
+const SIGN_FOR: Duration = Duration::from_secs(3600);
+
+impl Client {
+    fn new(endpoint: &str) -> anyhow::Result<Client> {
+        let bucket = Bucket::new(endpoint.parse()?, UrlStyle::Path, "bench", "us-east-1")?;
+        Ok(Client {
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .tcp_nodelay(true)
+                .build()?,
+            bucket,
+            creds: Credentials::new(ACCESS_KEY, SECRET_KEY),
+        })
+    }
+
+    async fn create_bucket(&self) -> anyhow::Result<()> {
+        let url = self.bucket.create_bucket(&self.creds).sign(SIGN_FOR);
+        let r = self.http.put(url).send().await?;
+        if !r.status().is_success() && r.status().as_u16() != 409 {
+            bail!("create bucket: {}", r.status());
+        }
+        Ok(())
+    }
+
+    async fn put(&self, key: &str, body: reqwest::Body, len: u64) -> anyhow::Result<()> {
+        let url = self
+            .bucket
+            .put_object(Some(&self.creds), key)
+            .sign(SIGN_FOR);
+        let r = self
+            .http
+            .put(url)
+            .header(reqwest::header::CONTENT_LENGTH, len)
+            .body(body)
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!(
+                "PUT {key}: {} {}",
+                r.status(),
+                r.text().await.unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> anyhow::Result<u64> {
+        let url = self
+            .bucket
+            .get_object(Some(&self.creds), key)
+            .sign(SIGN_FOR);
+        let r = self.http.get(url).send().await?;
+        if !r.status().is_success() {
+            bail!("GET {key}: {}", r.status());
+        }
+        let mut n = 0u64;
+        let mut s = r.bytes_stream();
+        while let Some(b) = s.try_next().await? {
+            n += b.len() as u64;
+        }
+        Ok(n)
+    }
+}
+
+fn mbps(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / 1e6 / d.as_secs_f64()
+}
+
+fn quantile_ms(v: &mut [Duration], q: f64) -> f64 {
+    v.sort_unstable();
+    v.get(((v.len().saturating_sub(1)) as f64 * q).round() as usize)
+        .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+}
+
+/// The baseline: for each object, six files of `size / 4` bytes written with fsync (the 4+2
+/// expansion), `conc` objects at a time; then four of the six read back. Object bytes per
+/// second, in MB/s.
+fn raw_disk(
+    dir: &Path,
+    count: usize,
+    size: usize,
+    conc: usize,
+    piece: &[u8],
+) -> anyhow::Result<(f64, f64)> {
+    std::fs::create_dir_all(dir)?;
+    let shard = size.div_ceil(4);
+    let run = |f: &(dyn Fn(usize) -> anyhow::Result<()> + Sync)| -> anyhow::Result<Duration> {
+        let t = Instant::now();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..conc)
+                .map(|_| {
+                    s.spawn(|| -> anyhow::Result<()> {
+                        loop {
+                            let o = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            if o >= count {
+                                return Ok(());
+                            }
+                            f(o)?;
+                        }
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join()
+                    .map_err(|_| anyhow!("baseline thread panicked"))??;
+            }
+            Ok::<_, anyhow::Error>(())
+        })?;
+        Ok(t.elapsed())
+    };
+    let write = run(&|o| {
+        for s in 0..6 {
+            let mut f = std::fs::File::create(dir.join(format!("{o}.{s}")))?;
+            let mut left = shard;
+            while left > 0 {
+                let n = left.min(piece.len());
+                f.write_all(&piece[..n])?;
+                left -= n;
+            }
+            f.sync_all()?;
+        }
+        Ok(())
+    })?;
+    let read = run(&|o| {
+        for s in 0..4 {
+            std::hint::black_box(std::fs::read(dir.join(format!("{o}.{s}")))?);
+        }
+        Ok(())
+    })?;
+    std::fs::remove_dir_all(dir)?;
+    let total = (count * size) as u64;
+    Ok((mbps(total, write), mbps(total, read)))
+}
+
+fn body_of(piece: &Bytes, len: usize) -> reqwest::Body {
+    if len <= piece.len() {
+        return reqwest::Body::from(piece.slice(..len));
+    }
+    let piece = piece.clone();
+    let mut left = len;
+    let s = futures::stream::iter(std::iter::from_fn(move || {
+        if left == 0 {
+            return None;
+        }
+        let n = left.min(piece.len());
+        left -= n;
+        Some(Ok::<_, std::io::Error>(piece.slice(..n)))
+    }));
+    reqwest::Body::wrap_stream(s)
+}
+
+async fn large_phase(c: &Client, s: &Sizes, piece: &Bytes) -> anyhow::Result<(f64, f64)> {
+    let total = (s.large_count * s.large_size) as u64;
+    let t = Instant::now();
+    futures::stream::iter(0..s.large_count)
+        .map(|i| {
+            let (c, piece) = (c.clone(), piece.clone());
+            let size = s.large_size;
+            async move {
+                c.put(&format!("large/{i}"), body_of(&piece, size), size as u64)
+                    .await
+            }
+        })
+        .buffer_unordered(s.large_conc)
+        .try_collect::<Vec<()>>()
+        .await?;
+    let put = mbps(total, t.elapsed());
+    let get = get_large(c, s).await?;
+    Ok((put, get))
+}
+
+async fn get_large(c: &Client, s: &Sizes) -> anyhow::Result<f64> {
+    let total = (s.large_count * s.large_size) as u64;
+    let t = Instant::now();
+    let got: Vec<u64> = futures::stream::iter(0..s.large_count)
+        .map(|i| {
+            let c = c.clone();
+            async move { c.get(&format!("large/{i}")).await }
+        })
+        .buffer_unordered(s.large_conc)
+        .try_collect()
+        .await?;
+    if got.iter().sum::<u64>() != total {
+        bail!(
+            "large GETs returned {} bytes, expected {total}",
+            got.iter().sum::<u64>()
+        );
+    }
+    Ok(mbps(total, t.elapsed()))
+}
+
+async fn small_phase(c: &Client, s: &Sizes, piece: &Bytes) -> anyhow::Result<serde_json::Value> {
+    let run = |get: bool| {
+        let (c, piece) = (c.clone(), piece.clone());
+        let (count, size, conc) = (s.small_count, s.small_size, s.small_conc);
+        async move {
+            let t = Instant::now();
+            let mut lat: Vec<Duration> = futures::stream::iter(0..count)
+                .map(|i| {
+                    let (c, piece) = (c.clone(), piece.clone());
+                    async move {
+                        let t = Instant::now();
+                        let key = format!("small/{i}");
+                        if get {
+                            if c.get(&key).await? != size as u64 {
+                                bail!("GET {key}: wrong size");
+                            }
+                        } else {
+                            c.put(&key, body_of(&piece, size), size as u64).await?;
+                        }
+                        Ok::<_, anyhow::Error>(t.elapsed())
+                    }
+                })
+                .buffer_unordered(conc)
+                .try_collect()
+                .await?;
+            let rate = count as f64 / t.elapsed().as_secs_f64();
+            Ok::<_, anyhow::Error>((
+                rate,
+                quantile_ms(&mut lat, 0.5),
+                quantile_ms(&mut lat, 0.99),
+            ))
+        }
+    };
+    let (put, p50, p99) = run(false).await?;
+    let (get, g50, g99) = run(true).await?;
+    println!(
+        "small objects, {} × {} KiB, {} at a time: PUT {put:.0}/s (p50 {p50:.1} ms, p99 {p99:.1} ms); GET {get:.0}/s (p50 {g50:.1} ms, p99 {g99:.1} ms)",
+        s.small_count,
+        s.small_size / 1024,
+        s.small_conc
+    );
+    Ok(
+        json!({"count": s.small_count, "size": s.small_size, "concurrency": s.small_conc,
+        "put_per_s": put, "put_p50_ms": p50, "put_p99_ms": p99,
+        "get_per_s": get, "get_p50_ms": g50, "get_p99_ms": g99}),
+    )
+}
+
+async fn latency(c: &Client, n: usize, objects: usize) -> anyhow::Result<(f64, f64)> {
+    let mut lat = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = Instant::now();
+        c.get(&format!("lat/{}", i % objects)).await?;
+        lat.push(t.elapsed());
+    }
+    Ok((quantile_ms(&mut lat, 0.5), quantile_ms(&mut lat, 0.99)))
+}
+
+fn build_archipel() -> anyhow::Result<PathBuf> {
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "-p", "archipel"])
+        .status()
+        .context("cannot run cargo to build archipel")?;
+    if !status.success() {
+        bail!("building archipel failed");
+    }
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .ok_or_else(|| anyhow!("no directory for {}", exe.display()))?;
+    Ok(dir.join("archipel"))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let sizes = if args.quick {
+        Sizes {
+            large_count: 4,
+            large_size: 16 * MIB,
+            large_conc: 4,
+            small_count: 200,
+            small_size: 4096,
+            small_conc: 16,
+            huge_size: 256 * MIB,
+            latency_gets: 40,
+        }
+    } else {
+        Sizes {
+            large_count: 16,
+            large_size: 64 * MIB,
+            large_conc: 4,
+            small_count: 2000,
+            small_size: 4096,
+            small_conc: 16,
+            huge_size: 4096 * MIB,
+            latency_gets: 200,
+        }
+    };
+    let bin = match &args.archipel {
+        Some(p) => p.clone(),
+        None => build_archipel()?,
+    };
+    let base = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let tmp = tempfile::tempdir_in(&base)
+        .with_context(|| format!("cannot create a directory in {}", base.display()))?;
+    let root = tmp.path();
+    let mut rnd = vec![0u8; MIB];
+    getrandom::fill(&mut rnd).map_err(|e| anyhow!("random bytes: {e}"))?;
+    let piece = Bytes::from(rnd);
+
+    println!(
+        "archipel-bench: {} (vault in {})",
+        bin.display(),
+        root.display()
+    );
+    let (raw_w, raw_r) = raw_disk(
+        &root.join("raw"),
+        sizes.large_count,
+        sizes.large_size,
+        sizes.large_conc,
+        &piece,
+    )?;
+
+    let port = free_port()?;
+    let config = write_config(root, port, None)?;
+    let server = start(&bin, &config, port)?;
+    let c = Client::new(&server.endpoint)?;
+    c.create_bucket().await?;
+
+    let (put, get) = large_phase(&c, &sizes, &piece).await?;
+    println!(
+        "large objects, {} × {} MiB, {} at a time (baseline: the same bytes × 1.5 to the same disk, fsync'd)",
+        sizes.large_count,
+        sizes.large_size / MIB,
+        sizes.large_conc
+    );
+    println!(
+        "  PUT {put:7.0} MB/s   baseline {raw_w:7.0} MB/s   ratio {:.2}",
+        put / raw_w
+    );
+    println!(
+        "  GET {get:7.0} MB/s   baseline {raw_r:7.0} MB/s   ratio {:.2}",
+        get / raw_r
+    );
+
+    let small = small_phase(&c, &sizes, &piece).await?;
+
+    // Latency objects (1 MiB each), read one at a time.
+    for i in 0..20 {
+        c.put(&format!("lat/{i}"), body_of(&piece, MIB), MIB as u64)
+            .await?;
+    }
+    let (h50, h99) = latency(&c, sizes.latency_gets, 20).await?;
+
+    let t = Instant::now();
+    c.put(
+        "huge",
+        body_of(&piece, sizes.huge_size),
+        sizes.huge_size as u64,
+    )
+    .await?;
+    let huge_put = mbps(sizes.huge_size as u64, t.elapsed());
+    let t = Instant::now();
+    let n = c.get("huge").await?;
+    if n != sizes.huge_size as u64 {
+        bail!("huge GET returned {n} bytes");
+    }
+    let huge_get = mbps(n, t.elapsed());
+    let rss = server.rss_peak_mib();
+    println!(
+        "one {} MiB object: PUT {huge_put:.0} MB/s, GET {huge_get:.0} MB/s; gateway peak RSS over the whole run so far {rss:.0} MiB",
+        sizes.huge_size / MIB
+    );
+    server.stop()?;
+
+    // Two providers emptied (as if lost): reads rebuild from parity.
+    for i in [2, 5] {
+        let p = root.join("providers").join(format!("p{i}"));
+        std::fs::rename(&p, root.join(format!("lost-p{i}")))?;
+    }
+    let server = start(&bin, &config, port)?;
+    let degraded = get_large(&c, &sizes).await?;
+    println!(
+        "  GET with 2 of 6 providers gone {degraded:7.0} MB/s   ratio to healthy GET {:.2}",
+        degraded / get
+    );
+    server.stop()?;
+    for i in [2, 5] {
+        let p = root.join("providers").join(format!("p{i}"));
+        std::fs::remove_dir_all(&p)?;
+        std::fs::rename(root.join(format!("lost-p{i}")), &p)?;
+    }
+
+    // One provider 500 ms slower on every request.
+    let config = write_config(root, port, Some((1, 500)))?;
+    let server = start(&bin, &config, port)?;
+    let (s50, s99) = latency(&c, sizes.latency_gets, 20).await?;
+    println!(
+        "GET 1 MiB, one at a time: healthy p50 {h50:.1} ms p99 {h99:.1} ms; one provider +500 ms: p50 {s50:.1} ms p99 {s99:.1} ms (p99 ratio {:.2})",
+        s99 / h99
+    );
+    server.stop()?;
+
+    let report = json!({
+        "machine": {"cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)},
+        "large": {"count": sizes.large_count, "size": sizes.large_size, "concurrency": sizes.large_conc,
+            "baseline_write_mbps": raw_w, "baseline_read_mbps": raw_r,
+            "put_mbps": put, "get_mbps": get, "degraded_get_mbps": degraded,
+            "put_ratio": put / raw_w, "get_ratio": get / raw_r, "degraded_ratio": degraded / get},
+        "small": small,
+        "huge": {"size": sizes.huge_size, "put_mbps": huge_put, "get_mbps": huge_get, "gateway_peak_rss_mib": rss},
+        "slow_provider": {"delay_ms": 500, "healthy_p50_ms": h50, "healthy_p99_ms": h99,
+            "slowed_p50_ms": s50, "slowed_p99_ms": s99, "p99_ratio": s99 / h99},
+    });
+    if let Some(dir) = args.json.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&args.json, serde_json::to_string_pretty(&report)?)?;
+    println!("JSON: {}", args.json.display());
+    println!("{report}");
+    Ok(())
+}

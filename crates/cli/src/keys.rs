@@ -1,0 +1,370 @@
+//! `archipel key create|list|delete|grant`: S3 access keys other than the root key, and what
+//! each may do per bucket (`read`: GET, HEAD, listings; `write`: PUT, DELETE, multipart;
+//! `admin`: the bucket's own settings). Secrets are sealed under the vault's master key in the
+//! metadata store: `key create` shows a secret once, and nothing can show it again.
+//!
+//! Like the other operator commands these open the vault directly: with the embedded metadata
+//! store, stop `archipel serve` first; with PostgreSQL they run beside the gateways, which see
+//! changes at the next request.
+
+use anyhow::{anyhow, bail};
+use archipel_engine::{AccessKeyInfo, Permissions};
+use serde_json::json;
+
+use crate::open::Vault;
+use crate::ops::{VaultArgs, fmt_time, with_vault};
+
+/// `archipel key …`.
+#[derive(clap::Subcommand, Debug)]
+pub(crate) enum KeyCmd {
+    /// Create an access key (its secret is printed once), optionally with a grant.
+    Create(KeyCreateArgs),
+    /// List the access keys and their grants (never their secrets).
+    List(KeyListArgs),
+    /// Delete an access key and its grants.
+    Delete(KeyDeleteArgs),
+    /// Set what an access key may do in one bucket (replacing its previous grant there).
+    Grant(KeyGrantArgs),
+}
+
+/// Which permissions, from flags.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub(crate) struct PermFlags {
+    /// Read: GET, HEAD and listings.
+    #[arg(long)]
+    read: bool,
+    /// Write: PUT, DELETE and multipart uploads.
+    #[arg(long)]
+    write: bool,
+    /// Admin: the bucket's policy and grants, deleting the bucket.
+    #[arg(long)]
+    admin: bool,
+}
+
+impl PermFlags {
+    fn permissions(self) -> Permissions {
+        Permissions {
+            read: self.read,
+            write: self.write,
+            admin: self.admin,
+        }
+    }
+
+    fn any(self) -> bool {
+        self.read || self.write || self.admin
+    }
+}
+
+/// `archipel key create`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct KeyCreateArgs {
+    /// Who the key is for (a label: a person, an application).
+    #[arg(long, value_name = "NAME")]
+    owner: Option<String>,
+    /// Grant the new key permissions on this bucket (with --read, --write, --admin).
+    #[arg(long, value_name = "BUCKET")]
+    bucket: Option<String>,
+    #[command(flatten)]
+    perms: PermFlags,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    vault: VaultArgs,
+}
+
+/// `archipel key list`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct KeyListArgs {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    vault: VaultArgs,
+}
+
+/// `archipel key delete`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct KeyDeleteArgs {
+    /// The access key id.
+    id: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    vault: VaultArgs,
+}
+
+/// `archipel key grant`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct KeyGrantArgs {
+    /// The access key id.
+    id: String,
+    /// The bucket.
+    bucket: String,
+    #[command(flatten)]
+    perms: PermFlags,
+    /// Revoke every permission of the key on the bucket.
+    #[arg(long, conflicts_with_all = ["read", "write", "admin"])]
+    none: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    vault: VaultArgs,
+}
+
+/// `read, write`, or `none`.
+pub(crate) fn perms_text(p: Permissions) -> String {
+    let names: Vec<&str> = [(p.read, "read"), (p.write, "write"), (p.admin, "admin")]
+        .into_iter()
+        .filter_map(|(on, n)| on.then_some(n))
+        .collect();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn perms_json(p: Permissions) -> serde_json::Value {
+    json!({"read": p.read, "write": p.write, "admin": p.admin})
+}
+
+fn grants_json(grants: &[(String, Permissions)]) -> serde_json::Value {
+    grants
+        .iter()
+        .map(|(b, p)| {
+            let mut v = perms_json(*p);
+            v["bucket"] = json!(b);
+            v
+        })
+        .collect()
+}
+
+fn key_json(k: &AccessKeyInfo) -> serde_json::Value {
+    json!({
+        "id": k.id,
+        "owner": k.owner,
+        "created": fmt_time(k.created.0),
+        "enabled": k.enabled,
+        "grants": grants_json(&k.grants),
+    })
+}
+
+/// The human table of `key list`.
+pub(crate) fn render_list(keys: &[AccessKeyInfo], root: &str) -> String {
+    let mut out = String::new();
+    if keys.is_empty() {
+        out.push_str("no access keys (create one with `archipel key create --owner NAME --bucket BUCKET --read`)\n");
+    } else {
+        let wo = keys
+            .iter()
+            .map(|k| owner_text(&k.owner).chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(5);
+        let wi = keys.iter().map(|k| k.id.len()).max().unwrap_or(0).max(2);
+        out.push_str(&format!(
+            "{:wi$}  {:wo$}  {:20}  {:8}  GRANTS\n",
+            "ID", "OWNER", "CREATED", "STATE"
+        ));
+        for k in keys {
+            let grants = if k.grants.is_empty() {
+                "(none)".to_string()
+            } else {
+                k.grants
+                    .iter()
+                    .map(|(b, p)| format!("{b}: {}", perms_text(*p)))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            out.push_str(&format!(
+                "{:wi$}  {:wo$}  {:20}  {:8}  {}\n",
+                k.id,
+                owner_text(&k.owner),
+                fmt_time(k.created.0),
+                if k.enabled { "enabled" } else { "disabled" },
+                grants
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "(and the root key {root}: every permission on every bucket)\n"
+    ));
+    out
+}
+
+fn owner_text(owner: &str) -> &str {
+    if owner.is_empty() { "-" } else { owner }
+}
+
+fn not_found(id: &str) -> anyhow::Error {
+    anyhow!("no access key {id:?} (see `archipel key list`)")
+}
+
+/// Runs `archipel key …`.
+pub(crate) async fn key(cmd: KeyCmd) -> anyhow::Result<()> {
+    match cmd {
+        KeyCmd::Create(a) => {
+            if a.perms.any() && a.bucket.is_none() {
+                bail!("--read, --write and --admin need --bucket BUCKET");
+            }
+            if a.bucket.is_some() && !a.perms.any() {
+                bail!("--bucket needs at least one of --read, --write, --admin");
+            }
+            with_vault(&a.vault, async |v: &Vault| create(v, &a).await).await
+        }
+        KeyCmd::List(a) => {
+            with_vault(&a.vault, async |v: &Vault| {
+                let mut keys = v.engine.list_access_keys().await?;
+                keys.sort_by(|x, y| (&x.owner, &x.id).cmp(&(&y.owner, &y.id)));
+                if a.json {
+                    let out: Vec<_> = keys.iter().map(key_json).collect();
+                    println!("{}", serde_json::to_string_pretty(&out)?);
+                } else {
+                    print!("{}", render_list(&keys, &v.credentials.access_key));
+                }
+                Ok(())
+            })
+            .await
+        }
+        KeyCmd::Delete(a) => {
+            with_vault(&a.vault, async |v: &Vault| {
+                if a.id == v.credentials.access_key {
+                    bail!(
+                        "{} is the root key: it comes from the vault's credentials, not from \
+                         `archipel key`",
+                        a.id
+                    );
+                }
+                let existed = v
+                    .engine
+                    .delete_access_key(&a.id)
+                    .await
+                    .map_err(|e| anyhow!("cannot delete access key {:?}: {e}", a.id))?;
+                if !existed {
+                    return Err(not_found(&a.id));
+                }
+                if a.json {
+                    println!("{}", json!({"deleted": a.id}));
+                } else {
+                    println!("deleted access key {} and its grants", a.id);
+                }
+                Ok(())
+            })
+            .await
+        }
+        KeyCmd::Grant(a) => {
+            if !a.none && !a.perms.any() {
+                bail!(
+                    "say what key {} may do in {}: --read, --write, --admin, or --none to revoke",
+                    a.id,
+                    a.bucket
+                );
+            }
+            with_vault(&a.vault, async |v: &Vault| {
+                if a.id == v.credentials.access_key {
+                    bail!("{} is the root key: it may already do everything", a.id);
+                }
+                let keys = v.engine.list_access_keys().await?;
+                if !keys.iter().any(|k| k.id == a.id) {
+                    return Err(not_found(&a.id));
+                }
+                let p = a.perms.permissions();
+                v.engine
+                    .grant(&a.id, &a.bucket, p)
+                    .await
+                    .map_err(|e| anyhow!("cannot grant on bucket {:?}: {e}", a.bucket))?;
+                if a.json {
+                    println!(
+                        "{}",
+                        json!({"id": a.id, "bucket": a.bucket, "permissions": perms_json(p)})
+                    );
+                } else if a.none {
+                    println!(
+                        "access key {} may no longer do anything in {}",
+                        a.id, a.bucket
+                    );
+                } else {
+                    println!(
+                        "access key {} may now {} in {}",
+                        a.id,
+                        perms_text(p),
+                        a.bucket
+                    );
+                }
+                Ok(())
+            })
+            .await
+        }
+    }
+}
+
+async fn create(v: &Vault, a: &KeyCreateArgs) -> anyhow::Result<()> {
+    // Check the bucket before making a key that could not get its grant.
+    if let Some(b) = &a.bucket {
+        v.engine
+            .bucket_policy(b)
+            .await
+            .map_err(|e| anyhow!("{e} (no key was created)"))?;
+    }
+    let key = v
+        .engine
+        .create_access_key(a.owner.as_deref().unwrap_or_default())
+        .await
+        .map_err(|e| anyhow!("cannot create an access key: {e}"))?;
+    let mut grants = Vec::new();
+    if let Some(b) = &a.bucket {
+        let p = a.perms.permissions();
+        if let Err(e) = v.engine.grant(&key.id, b, p).await {
+            let _ = v.engine.delete_access_key(&key.id).await;
+            bail!("cannot grant on bucket {b:?}: {e} (no key was created)");
+        }
+        grants.push((b.clone(), p));
+    }
+    if a.json {
+        println!(
+            "{}",
+            json!({
+                "id": key.id,
+                "secret": key.secret,
+                "owner": a.owner.as_deref().unwrap_or_default(),
+                "grants": grants_json(&grants),
+            })
+        );
+        return Ok(());
+    }
+    let owner = match a.owner.as_deref() {
+        Some(o) if !o.is_empty() => format!(" for {o}"),
+        _ => String::new(),
+    };
+    println!("created access key{owner}");
+    println!("  access key id:     {}", key.id);
+    println!("  secret access key: {}", key.secret);
+    match grants.first() {
+        Some((b, p)) => println!("  may: {} in {b}", perms_text(*p)),
+        None => println!(
+            "  may: nothing yet (give it rights with `archipel key grant {} BUCKET --read`)",
+            key.id
+        ),
+    }
+    println!(
+        "The secret is shown only this once: store it now. The vault keeps it sealed and \
+         cannot show it again (if it is lost, delete the key and create another)."
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permissions_read_as_words() {
+        let p = |read, write, admin| Permissions { read, write, admin };
+        assert_eq!(perms_text(p(true, false, false)), "read");
+        assert_eq!(perms_text(p(true, true, true)), "read, write, admin");
+        assert_eq!(perms_text(p(false, false, false)), "none");
+    }
+}

@@ -191,8 +191,24 @@ impl Inner {
     }
 
     pub(crate) async fn collect_manifest_bytes(&self, bytes: &[u8]) -> Result<()> {
+        self.collect_superseded(bytes, None).await
+    }
+
+    /// Queues the blobs of a superseded manifest, except those `current` still references
+    /// (a metadata-only update keeps the same shards).
+    pub(crate) async fn collect_superseded(
+        &self,
+        bytes: &[u8],
+        current: Option<&Manifest>,
+    ) -> Result<()> {
         match self.decode_manifest(bytes) {
-            Ok(m) => self.collect_manifest(&m).await,
+            Ok(mut m) => {
+                if let Some(cur) = current {
+                    m.segments
+                        .retain(|s| !cur.segments.iter().any(|c| c.segment == s.segment));
+                }
+                self.collect_manifest(&m).await
+            }
             Err(e) => {
                 // A manifest we cannot read leaves its blobs to the orphan scan.
                 tracing::warn!("superseded manifest unreadable, left to the orphan scan: {e}");
@@ -481,7 +497,9 @@ impl Engine {
                     .record_repairs(bucket, key, &manifest.version.to_hex(), unwritten)
                     .await;
                 if let Some(prev) = superseded.previous {
-                    inner.collect_manifest_bytes(&prev.version.manifest).await?;
+                    inner
+                        .collect_superseded(&prev.version.manifest, Some(&manifest))
+                        .await?;
                 }
                 Ok(())
             }
@@ -580,6 +598,65 @@ impl Engine {
         });
         let body = futures::stream::iter(first).chain(rest).boxed();
         Ok(GetOutput { info, range, body })
+    }
+
+    /// Changes stored headers of the current version (`Some` sets, `None` removes) without
+    /// touching its data, etag or last-modified time: a metadata-only commit over the same
+    /// shards (used for object tagging). Fails with `PreconditionFailed` if the object was
+    /// replaced meanwhile.
+    pub async fn set_object_headers(
+        &self,
+        bucket: &str,
+        key: &str,
+        updates: &[(String, Option<String>)],
+    ) -> Result<()> {
+        let (bname, okey) = (bucket_name(bucket)?, object_key(key)?);
+        let inner = &self.inner;
+        let v = match inner.meta.get(&bname, &okey).await? {
+            Some(v) if !v.version.delete_marker => v,
+            _ => {
+                return Err(EngineError::NoSuchKey {
+                    bucket: bucket.to_string(),
+                    key: key.to_string(),
+                });
+            }
+        };
+        let mut m = inner.decode_manifest(&v.version.manifest)?;
+        for (name, value) in updates {
+            m.headers.retain(|(n, _)| n != name);
+            if let Some(value) = value {
+                m.headers.push((name.clone(), value.clone()));
+            }
+        }
+        let new = NewVersion {
+            manifest: m.encode(&inner.manifest_key)?,
+            ..v.version.clone()
+        };
+        let cond = CommitCondition::IfMatch(v.version.etag.clone());
+        let superseded = inner.meta.commit(&bname, &okey, &new, &cond).await?;
+        if let Some(prev) = superseded.previous
+            && prev.version.version_id != v.version.version_id
+        {
+            // A write with the same etag landed in between: put it back, keep ours out.
+            let restored = inner
+                .meta
+                .commit(
+                    &bname,
+                    &okey,
+                    &prev.version,
+                    &CommitCondition::IfMatch(v.version.etag),
+                )
+                .await;
+            if restored.is_err() {
+                tracing::error!(
+                    "{bucket}/{key}: could not restore a concurrent write after a header update"
+                );
+            }
+            return Err(EngineError::PreconditionFailed(format!(
+                "{bucket}/{key} was replaced during the update"
+            )));
+        }
+        Ok(())
     }
 
     /// Deletes an object; its shards go to the GC queue. Returns what was deleted, if anything.

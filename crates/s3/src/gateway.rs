@@ -22,6 +22,7 @@ use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use crate::GatewayConfig;
 use crate::checksum;
 use crate::errors::to_s3;
+use crate::tagging;
 
 /// The S3 implementation.
 pub(crate) struct Gateway {
@@ -238,6 +239,18 @@ fn engine_body(blob: Option<StreamingBlob>) -> EngineBody {
             .boxed(),
         None => futures::stream::empty().boxed(),
     }
+}
+
+/// Adds the stored tags header, when there are tags.
+fn with_tags(
+    mut headers: Vec<(String, String)>,
+    tags: Option<&[(String, String)]>,
+) -> Vec<(String, String)> {
+    headers.retain(|(n, _)| n != tagging::HEADER);
+    if let Some(t) = tags.filter(|t| !t.is_empty()) {
+        headers.push((tagging::HEADER.to_string(), tagging::render(t)));
+    }
+    headers
 }
 
 /// The request body, checksummed on the way when the client announced checksums.
@@ -578,15 +591,19 @@ impl S3 for Gateway {
                     e => to_s3(e),
                 })?;
         }
+        let tags = i.tagging.as_deref().map(tagging::parse).transpose()?;
         let opts = PutOptions {
             content_type: i.content_type.map(|c| c.to_string()),
-            headers: header_list(
-                i.content_encoding,
-                i.content_disposition,
-                i.content_language,
-                i.cache_control,
-                i.expires.as_ref(),
-                i.website_redirect_location,
+            headers: with_tags(
+                header_list(
+                    i.content_encoding,
+                    i.content_disposition,
+                    i.content_language,
+                    i.cache_control,
+                    i.expires.as_ref(),
+                    i.website_redirect_location,
+                ),
+                tags.as_deref(),
             ),
             user_metadata: i.metadata.unwrap_or_default().into_iter().collect(),
             condition,
@@ -680,6 +697,10 @@ impl S3 for Gateway {
             last_modified: Some(timestamp(info.last_modified)),
             metadata: metadata_map(&info),
             parts_count: (info.parts > 0).then_some(info.parts as i32),
+            tag_count: {
+                let n = tagging::stored(&info.headers).len();
+                (n > 0).then_some(n as i32)
+            },
             ..GetObjectOutput::default()
         };
         let output = if checksum_mode && range.is_none() {
@@ -899,6 +920,23 @@ impl S3 for Gateway {
                 ..PutOptions::default()
             }
         };
+        let replace_tags = i
+            .tagging_directive
+            .as_ref()
+            .is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
+        let tags = if replace_tags {
+            i.tagging
+                .as_deref()
+                .map(tagging::parse)
+                .transpose()?
+                .unwrap_or_default()
+        } else {
+            tagging::stored(&src.headers)
+        };
+        let opts = PutOptions {
+            headers: with_tags(opts.headers, Some(&tags)),
+            ..opts
+        };
         let got = self
             .engine
             .get_object(&src_bucket, &src_key, None)
@@ -932,6 +970,48 @@ impl S3 for Gateway {
             }),
             ..CopyObjectOutput::default()
         })
+    }
+
+    async fn get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        let i = req.input;
+        let info = self
+            .engine
+            .head_object(&i.bucket, &i.key)
+            .await
+            .map_err(to_s3)?;
+        ok(GetObjectTaggingOutput {
+            tag_set: tagging::to_set(&tagging::stored(&info.headers)),
+            version_id: None,
+        })
+    }
+
+    async fn put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        let i = req.input;
+        let tags = tagging::from_set(&i.tagging.tag_set)?;
+        let value = (!tags.is_empty()).then(|| tagging::render(&tags));
+        self.engine
+            .set_object_headers(&i.bucket, &i.key, &[(tagging::HEADER.to_string(), value)])
+            .await
+            .map_err(to_s3)?;
+        ok(PutObjectTaggingOutput::default())
+    }
+
+    async fn delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        let i = req.input;
+        self.engine
+            .set_object_headers(&i.bucket, &i.key, &[(tagging::HEADER.to_string(), None)])
+            .await
+            .map_err(to_s3)?;
+        ok(DeleteObjectTaggingOutput::default())
     }
 
     // ---- listings ----
@@ -1145,15 +1225,19 @@ impl S3 for Gateway {
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let i = req.input;
+        let tags = i.tagging.as_deref().map(tagging::parse).transpose()?;
         let opts = PutOptions {
             content_type: i.content_type,
-            headers: header_list(
-                i.content_encoding,
-                i.content_disposition,
-                i.content_language,
-                i.cache_control,
-                i.expires.as_ref(),
-                i.website_redirect_location,
+            headers: with_tags(
+                header_list(
+                    i.content_encoding,
+                    i.content_disposition,
+                    i.content_language,
+                    i.cache_control,
+                    i.expires.as_ref(),
+                    i.website_redirect_location,
+                ),
+                tags.as_deref(),
             ),
             user_metadata: i.metadata.unwrap_or_default().into_iter().collect(),
             ..PutOptions::default()

@@ -20,6 +20,7 @@ mod errors;
 mod gateway;
 #[cfg(test)]
 mod snapshots;
+mod tagging;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -183,3 +183,45 @@ async fn the_background_gc_job_collects_and_stops() {
     assert_eq!(left, 0);
     job.stop().await;
 }
+
+#[tokio::test]
+async fn a_metadata_only_update_keeps_its_shards_through_gc() {
+    let v = Vault::new(6).await;
+    v.engine.create_bucket("bkt", "owner", None).await.unwrap();
+    let data = pattern(5, 400_000);
+    let put = v
+        .engine
+        .put_object("bkt", "k", body(&data, 4096), PutOptions::default())
+        .await
+        .unwrap();
+    v.engine
+        .set_object_headers("bkt", "k", &[("x-amz-tagging".into(), Some("a=1".into()))])
+        .await
+        .unwrap();
+    let r = v.engine.gc_once().await.unwrap();
+    assert_eq!(r.deleted, 0, "the same shards are still referenced");
+    let info = v.engine.head_object("bkt", "k").await.unwrap();
+    assert_eq!(info.etag, put.etag);
+    assert!(
+        info.headers
+            .contains(&("x-amz-tagging".to_string(), "a=1".to_string()))
+    );
+    assert!(read_all(&v.engine, "bkt", "k").await.unwrap() == data);
+    v.engine
+        .set_object_headers("bkt", "k", &[("x-amz-tagging".into(), None)])
+        .await
+        .unwrap();
+    assert!(
+        v.engine
+            .head_object("bkt", "k")
+            .await
+            .unwrap()
+            .headers
+            .is_empty()
+    );
+    assert!(matches!(
+        v.engine.set_object_headers("bkt", "nope", &[]).await,
+        Err(archipel_engine::EngineError::NoSuchKey { .. })
+    ));
+    assert_eq!(v.total_blobs().await, 6);
+}

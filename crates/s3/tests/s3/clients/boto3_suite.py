@@ -128,6 +128,24 @@ wrong = base64.b64encode((zlib.crc32(data) ^ 1).to_bytes(4, "big")).decode()
 check(error_code(s3.put_object, Bucket="boto", Key="sumbad", Body=data, ChecksumCRC32=wrong)[0] == "BadDigest", "wrong CRC32 refused")
 check(error_code(s3.head_object, Bucket="boto", Key="sumbad")[1] == 404, "wrong CRC32 stored nothing")
 
+# ---- tagging ----
+s3.put_object(Bucket="boto", Key="tagged", Body=b"t", Tagging="project=archipel&note=a%20b")
+check(s3.get_object(Bucket="boto", Key="tagged")["TagCount"] == 2, "TagCount")
+tags = {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket="boto", Key="tagged")["TagSet"]}
+check(tags == {"project": "archipel", "note": "a b"}, f"tags set at PUT: {tags}")
+etag_before = s3.head_object(Bucket="boto", Key="tagged")["ETag"]
+s3.put_object_tagging(Bucket="boto", Key="tagged", Tagging={"TagSet": [{"Key": "k", "Value": "v"}]})
+check(s3.get_object_tagging(Bucket="boto", Key="tagged")["TagSet"] == [{"Key": "k", "Value": "v"}], "tags replaced")
+check(s3.head_object(Bucket="boto", Key="tagged")["ETag"] == etag_before, "tagging keeps the etag")
+check(s3.get_object(Bucket="boto", Key="tagged")["Body"].read() == b"t", "tagging keeps the data")
+s3.copy_object(Bucket="boto", Key="tagged-copy", CopySource={"Bucket": "boto", "Key": "tagged"})
+check(s3.get_object_tagging(Bucket="boto", Key="tagged-copy")["TagSet"] == [{"Key": "k", "Value": "v"}], "copy keeps tags")
+s3.delete_object_tagging(Bucket="boto", Key="tagged")
+check(s3.get_object_tagging(Bucket="boto", Key="tagged")["TagSet"] == [], "tags deleted")
+check(error_code(s3.put_object_tagging, Bucket="boto", Key="tagged",
+                 Tagging={"TagSet": [{"Key": "a", "Value": "1"}, {"Key": "a", "Value": "2"}]})[0] == "InvalidTag", "duplicate tag keys")
+check(error_code(s3.get_object_tagging, Bucket="boto", Key="untagged-missing")[0] == "NoSuchKey", "tagging a missing key")
+
 # ---- copy ----
 c = s3.copy_object(Bucket="boto", Key="copy1", CopySource={"Bucket": "boto", "Key": "dir/obj"})
 check(c["CopyObjectResult"]["ETag"] == f'"{md5}"', "copy etag")

@@ -35,8 +35,11 @@ fn setup() -> State {
         let mut slots = Vec::new();
         for i in 1..=6 {
             let name = format!("p{i}");
-            let p: Arc<dyn Provider> =
-                Arc::new(LocalDir::open(&name, dir.path().join(&name)).await.expect("dir"));
+            let p: Arc<dyn Provider> = Arc::new(
+                LocalDir::open(&name, dir.path().join(&name))
+                    .await
+                    .expect("dir"),
+            );
             slots.push(ProviderSlot {
                 info: ProviderInfo {
                     name,
@@ -55,7 +58,10 @@ fn setup() -> State {
             EngineOptions::default(),
         )
         .expect("engine");
-        engine.create_bucket("fuzz", "fuzz", None).await.expect("bucket");
+        engine
+            .create_bucket("fuzz", "fuzz", None)
+            .await
+            .expect("bucket");
         archipel_s3::unauthenticated_service(engine, &archipel_s3::GatewayConfig::new("AK", "SK"))
     });
     State { rt, svc, _dir: dir }

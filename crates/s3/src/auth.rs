@@ -3,8 +3,9 @@
 //! * [`Auth`]: SigV4 secrets — the root key from the configuration, or an access key from the
 //!   metadata store (secret unsealed with the master key). Unknown or disabled keys get
 //!   `InvalidAccessKeyId`.
-//! * [`Access`]: authorization before any operation runs. Anonymous requests are refused. The
-//!   root key may do everything. Another key needs a grant on the bucket: `read` for GET,
+//! * [`Access`]: authorization before any operation runs. Anonymous requests are refused,
+//!   except reads (GET, HEAD, list) of a bucket made public-read. The root key may do
+//!   everything. Another key needs a grant on the bucket: `read` for GET,
 //!   HEAD and listings; `write` for PUT, POST and DELETE of objects and uploads; `admin` for
 //!   changing or deleting the bucket itself. Only the root key creates buckets. A copy also
 //!   needs `read` on its source bucket. `ListBuckets` shows a key only the buckets it has a
@@ -133,6 +134,17 @@ impl Access {
 impl S3Access for Access {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         let Some(cred) = cx.credentials() else {
+            // Anonymous: only reads of a bucket made public-read.
+            let reads = matches!(
+                cx.s3_op().name(),
+                "GetObject" | "HeadObject" | "ListObjects" | "ListObjectsV2" | "HeadBucket"
+            );
+            if let S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } = cx.s3_path()
+                && reads
+                && crate::cors::is_public(&self.engine, bucket).await
+            {
+                return Ok(());
+            }
             return Err(s3_error!(
                 AccessDenied,
                 "anonymous requests are not allowed"

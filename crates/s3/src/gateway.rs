@@ -21,6 +21,7 @@ use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use crate::GatewayConfig;
 use crate::checksum;
+use crate::cors;
 use crate::errors::to_s3;
 use crate::tagging;
 
@@ -434,6 +435,11 @@ impl S3 for Gateway {
         &self,
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
+        let public = req
+            .input
+            .acl
+            .as_ref()
+            .is_some_and(|a| a.as_str() == BucketCannedACL::PUBLIC_READ);
         let name = req.input.bucket;
         let owner = req
             .credentials
@@ -441,9 +447,16 @@ impl S3 for Gateway {
             .map_or("anonymous", |c| c.access_key.as_str())
             .to_string();
         match self.engine.create_bucket(&name, &owner, None).await {
-            Ok(_) => ok(CreateBucketOutput {
-                location: Some(format!("/{name}")),
-            }),
+            Ok(_) => {
+                if public {
+                    cors::set_public(&self.engine, &name, true)
+                        .await
+                        .map_err(|e| s3_error!(InternalError, "{e}"))?;
+                }
+                ok(CreateBucketOutput {
+                    location: Some(format!("/{name}")),
+                })
+            }
             Err(EngineError::Meta(archipel_meta::MetaError::BucketExists { owner: o, .. })) => {
                 if o == owner {
                     Err(s3_error!(
@@ -482,7 +495,12 @@ impl S3 for Gateway {
         req: S3Request<DeleteBucketInput>,
     ) -> S3Result<S3Response<DeleteBucketOutput>> {
         match self.engine.delete_bucket(&req.input.bucket).await {
-            Ok(()) => ok(DeleteBucketOutput::default()),
+            Ok(()) => {
+                // Its settings go with it.
+                let _ = cors::set_rules(&self.engine, &req.input.bucket, None).await;
+                let _ = cors::set_public(&self.engine, &req.input.bucket, false).await;
+                ok(DeleteBucketOutput::default())
+            }
             Err(EngineError::Meta(archipel_meta::MetaError::BucketNotEmpty { .. })) => Err(
                 s3_error!(BucketNotEmpty, "the bucket holds objects or uploads"),
             ),
@@ -525,6 +543,79 @@ impl S3 for Gateway {
         ok(GetBucketVersioningOutput::default())
     }
 
+    async fn put_bucket_acl(
+        &self,
+        req: S3Request<PutBucketAclInput>,
+    ) -> S3Result<S3Response<PutBucketAclOutput>> {
+        let i = req.input;
+        self.require_bucket(&i.bucket).await?;
+        let public = match i.acl.as_ref().map(|a| a.as_str()) {
+            Some(BucketCannedACL::PUBLIC_READ) => true,
+            Some(BucketCannedACL::PRIVATE) => false,
+            _ => {
+                return Err(s3_error!(
+                    NotImplemented,
+                    "only the canned ACLs private and public-read are supported"
+                ));
+            }
+        };
+        cors::set_public(&self.engine, &i.bucket, public)
+            .await
+            .map_err(|e| s3_error!(InternalError, "{e}"))?;
+        ok(PutBucketAclOutput::default())
+    }
+
+    async fn put_bucket_cors(
+        &self,
+        req: S3Request<PutBucketCorsInput>,
+    ) -> S3Result<S3Response<PutBucketCorsOutput>> {
+        let i = req.input;
+        self.require_bucket(&i.bucket).await?;
+        let rules: Vec<cors::Rule> = i
+            .cors_configuration
+            .cors_rules
+            .iter()
+            .map(cors::Rule::from_dto)
+            .collect();
+        if rules.is_empty() || rules.len() > 100 {
+            return Err(s3_error!(
+                MalformedXML,
+                "a CORS configuration has 1 to 100 rules"
+            ));
+        }
+        cors::set_rules(&self.engine, &i.bucket, Some(&rules))
+            .await
+            .map_err(|e| s3_error!(InternalError, "{e}"))?;
+        ok(PutBucketCorsOutput::default())
+    }
+
+    async fn get_bucket_cors(
+        &self,
+        req: S3Request<GetBucketCorsInput>,
+    ) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        self.require_bucket(&req.input.bucket).await?;
+        match cors::rules(&self.engine, &req.input.bucket).await {
+            Some(rules) => ok(GetBucketCorsOutput {
+                cors_rules: Some(rules.iter().map(cors::Rule::to_dto).collect()),
+            }),
+            None => Err(s3_error!(
+                NoSuchCORSConfiguration,
+                "The CORS configuration does not exist"
+            )),
+        }
+    }
+
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+        self.require_bucket(&req.input.bucket).await?;
+        cors::set_rules(&self.engine, &req.input.bucket, None)
+            .await
+            .map_err(|e| s3_error!(InternalError, "{e}"))?;
+        ok(DeleteBucketCorsOutput::default())
+    }
+
     async fn get_bucket_acl(
         &self,
         req: S3Request<GetBucketAclInput>,
@@ -539,8 +630,21 @@ impl S3 for Gateway {
         {
             return Err(s3_error!(NoSuchBucket));
         }
+        let mut grants = vec![self.full_control()];
+        if cors::is_public(&self.engine, &req.input.bucket).await {
+            grants.push(Grant {
+                grantee: Some(Grantee {
+                    display_name: None,
+                    email_address: None,
+                    id: None,
+                    type_: Type::from_static(Type::GROUP),
+                    uri: Some("http://acs.amazonaws.com/groups/global/AllUsers".into()),
+                }),
+                permission: Some(Permission::from_static(Permission::READ)),
+            });
+        }
         ok(GetBucketAclOutput {
-            grants: Some(vec![self.full_control()]),
+            grants: Some(grants),
             owner: Some(self.owner()),
         })
     }
@@ -1557,6 +1661,19 @@ impl S3 for Gateway {
 }
 
 impl Gateway {
+    async fn require_bucket(&self, name: &str) -> S3Result<()> {
+        let b = bucket_name(name)?;
+        match self
+            .meta()
+            .get_bucket(&b)
+            .await
+            .map_err(|e| to_s3(e.into()))?
+        {
+            Some(_) => Ok(()),
+            None => Err(s3_error!(NoSuchBucket)),
+        }
+    }
+
     fn full_control(&self) -> Grant {
         Grant {
             grantee: Some(Grantee {

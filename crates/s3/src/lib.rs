@@ -16,6 +16,7 @@
 mod admin;
 mod auth;
 mod checksum;
+mod cors;
 mod errors;
 mod gateway;
 #[cfg(test)]
@@ -104,7 +105,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), GatewayError> {
-    let svc = service(engine, &config);
+    let svc = service(engine.clone(), &config);
     let ids = Arc::new(RequestIds::new());
     serve_http(
         listener,
@@ -112,22 +113,46 @@ pub async fn serve(
         config.max_header_bytes,
         config.shutdown_grace,
         move || {
-            let (svc, ids) = (svc.clone(), ids.clone());
+            let (svc, ids, engine) = (svc.clone(), ids.clone(), engine.clone());
             hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                let (svc, id) = (svc.clone(), ids.next());
-                async move {
-                    let mut resp = hyper::service::Service::call(&svc, req).await?;
-                    // Every answer carries a request id, for logs and support.
-                    if let Ok(v) = http::HeaderValue::from_str(&id) {
-                        resp.headers_mut().insert("x-amz-request-id", v);
-                    }
-                    tracing::debug!(request_id = %id, status = %resp.status(), "answered");
-                    Ok::<_, s3s::HttpError>(resp)
-                }
+                handle(svc.clone(), engine.clone(), ids.next(), req)
             })
         },
     )
     .await
+}
+
+/// One request: CORS preflights are answered here (browsers send them unauthenticated);
+/// everything else goes to the S3 service; CORS headers and the request id are added.
+async fn handle(
+    svc: s3s::service::S3Service,
+    engine: Engine,
+    id: String,
+    req: http::Request<hyper::body::Incoming>,
+) -> Result<http::Response<s3s::Body>, s3s::HttpError> {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    let origin = req
+        .headers()
+        .get("origin")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let mut resp = if method == http::Method::OPTIONS {
+        cors::preflight(&engine, &path, req.headers()).await
+    } else {
+        hyper::service::Service::call(&svc, req).await?
+    };
+    if let Some(origin) = origin
+        && method != http::Method::OPTIONS
+    {
+        cors::decorate(&engine, &path, &method, &origin, resp.headers_mut()).await;
+    }
+    // Every answer carries a request id, for logs and support.
+    if let Ok(v) = http::HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-amz-request-id", v);
+    }
+    tracing::debug!(request_id = %id, status = %resp.status(), "answered");
+    Ok(resp)
 }
 
 /// Request ids: a per-process random prefix and a counter, unique and cheap.

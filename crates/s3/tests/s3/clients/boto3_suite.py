@@ -244,6 +244,43 @@ out = curl(short)
 check(out.endswith(b"\n403") and b"AccessDenied" in out, f"expired presigned URL: {out[-200:]!r}")
 check(curl(EP + "/boto/dir/obj").endswith(b"\n403"), "anonymous GET refused")
 
+# ---- CORS: rules, browser preflight, headers on matching requests ----
+rule = {"AllowedOrigins": ["https://app.example.org"], "AllowedMethods": ["GET", "PUT"],
+        "AllowedHeaders": ["*"], "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 600}
+check(error_code(s3.get_bucket_cors, Bucket="boto")[0] == "NoSuchCORSConfiguration", "no CORS yet")
+s3.put_bucket_cors(Bucket="boto", CORSConfiguration={"CORSRules": [rule]})
+got = s3.get_bucket_cors(Bucket="boto")["CORSRules"][0]
+check(got["AllowedOrigins"] == rule["AllowedOrigins"] and got["AllowedMethods"] == rule["AllowedMethods"]
+      and got["MaxAgeSeconds"] == 600, f"CORS rules stored: {got}")
+pre = subprocess.run(["curl", "-s", "-i", "-X", "OPTIONS", "-H", "Origin: https://app.example.org",
+                      "-H", "Access-Control-Request-Method: PUT",
+                      "-H", "Access-Control-Request-Headers: content-type, x-amz-date",
+                      EP + "/boto/dir/obj"], capture_output=True, check=True).stdout.decode().lower()
+check(pre.startswith("http/1.1 200") and "access-control-allow-origin: https://app.example.org" in pre
+      and "access-control-max-age: 600" in pre and "put" in pre, f"preflight allowed: {pre}")
+bad = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "OPTIONS",
+                      "-H", "Origin: https://evil.example.com", "-H", "Access-Control-Request-Method: GET",
+                      EP + "/boto/dir/obj"], capture_output=True, check=True).stdout
+check(bad == b"403", f"preflight from another origin: {bad!r}")
+url = s3.generate_presigned_url("get_object", Params={"Bucket": "boto", "Key": "dir/obj"}, ExpiresIn=300)
+hdrs = subprocess.run(["curl", "-s", "-D", "-", "-o", "/dev/null", "-H", "Origin: https://app.example.org", url],
+                      capture_output=True, check=True).stdout.decode().lower()
+check("access-control-allow-origin: https://app.example.org" in hdrs and "access-control-expose-headers: etag" in hdrs,
+      f"CORS headers on GET: {hdrs}")
+s3.delete_bucket_cors(Bucket="boto")
+check(error_code(s3.get_bucket_cors, Bucket="boto")[0] == "NoSuchCORSConfiguration", "CORS deleted")
+
+# ---- public-read buckets: anonymous reads only ----
+s3.put_bucket_acl(Bucket="boto", ACL="public-read")
+check(any(g["Grantee"].get("URI", "").endswith("AllUsers") and g["Permission"] == "READ"
+          for g in s3.get_bucket_acl(Bucket="boto")["Grants"]), "ACL shows AllUsers READ")
+out = curl(EP + "/boto/dir/obj")
+check(out[:-4] == body and out.endswith(b"\n200"), "anonymous GET of a public-read bucket")
+check(curl("-X", "PUT", "--data-binary", "x", EP + "/boto/anon").endswith(b"\n403"), "anonymous PUT refused")
+check(curl("-X", "DELETE", EP + "/boto/dir/obj").endswith(b"\n403"), "anonymous DELETE refused")
+s3.put_bucket_acl(Bucket="boto", ACL="private")
+check(curl(EP + "/boto/dir/obj").endswith(b"\n403"), "private again")
+
 # ---- bad credentials ----
 bad = boto3.client("s3", endpoint_url=EP, region_name="us-east-1", config=cfg,
                    aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"], aws_secret_access_key="wrong")

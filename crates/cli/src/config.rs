@@ -186,7 +186,7 @@ struct KeySection {
 }
 
 /// The kinds of provider a `[[provider]]` can be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Kind {
     /// A local directory.
@@ -198,7 +198,8 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    fn as_str(self) -> &'static str {
+    /// As written in the file: `dir`, `s3` or `webdav`.
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Kind::Dir => "dir",
             Kind::S3 => "s3",
@@ -663,6 +664,14 @@ fn section_line(text: &str, header: &str, index: usize) -> Option<usize> {
         .map(|(i, _)| i + 1)
 }
 
+/// Whether `name` may name a provider: letters, digits, `-`, `_` or `.`, not empty.
+pub(crate) fn valid_provider_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 fn resolve_providers(
     sections: Vec<ProviderSection>,
     text: &str,
@@ -681,11 +690,7 @@ fn resolve_providers(
         let name = p.name.into_inner().0;
         let origin = format!("{shown} line {line}");
         let at = format!("{shown} line {line}: provider `{name}`");
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
+        if !valid_provider_name(&name) {
             bail!(
                 "{shown} line {line}: provider name {name:?} must be letters, digits, `-`, `_` or `.`"
             );

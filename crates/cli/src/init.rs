@@ -60,7 +60,7 @@ fn parse_listen(s: &str) -> Result<Listen, String> {
 }
 
 /// A TOML basic string.
-fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {
@@ -81,7 +81,7 @@ fn quote(s: &str) -> String {
 /// A path as the configuration should hold it: paths in the file are relative to the file's
 /// directory, so a relative path given on the command line (relative to the current
 /// directory) is made absolute unless the file is written to the current directory.
-fn config_path(p: &Path, output_dir_is_cwd: bool, cwd: &Path) -> String {
+pub(crate) fn config_path(p: &Path, output_dir_is_cwd: bool, cwd: &Path) -> String {
     if p.is_absolute() || output_dir_is_cwd {
         p.display().to_string()
     } else {

@@ -5,9 +5,9 @@
 //!   configuration file (`--config archipel.toml`).
 //! * `archipel init`: writes a commented `archipel.toml`.
 //! * Operator commands on a vault: `bucket create|list|policy`, `key create|list|delete|grant`
-//!   (S3 access keys and their per-bucket permissions), `provider list|test` (reachability,
-//!   permissions, latency, throughput), `status [--json]` (provider health and redundancy),
-//!   `ls`, `put`, `get`, `rm` (with progress bars on large transfers).
+//!   (S3 access keys and their per-bucket permissions), `provider list|test|add` (reachability,
+//!   permissions, latency, throughput; `add` appends a checked provider to the configuration),
+//!   `status [--json]` (provider health and redundancy), `ls`, `put`, `get`, `rm` (with progress bars on large transfers).
 //! * `archipel demo`: an honest, in-memory run of the codec (encode an object into `k + m`
 //!   shards, lose `m` of them, decode, then corrupt one more and watch it be detected).
 //!
@@ -22,6 +22,7 @@ mod metrics;
 mod open;
 mod ops;
 mod progress;
+mod provider_add;
 mod provider_cmd;
 mod providers;
 mod serve;
@@ -57,8 +58,8 @@ enum Command {
     /// S3 access keys besides the root key, and what each may do per bucket.
     #[command(subcommand)]
     Key(keys::KeyCmd),
-    /// The configured providers: list them, or test reachability, permissions, latency and
-    /// throughput (works beside a running gateway).
+    /// The configured providers: list them, test reachability, permissions, latency and
+    /// throughput (works beside a running gateway), or add one to the configuration.
     #[command(subcommand)]
     Provider(provider_cmd::ProviderCmd),
     /// Providers (health, latency, shards held) and redundancy: how many objects survive

@@ -1,4 +1,5 @@
-//! `archipel provider list|test`: the configured providers, and whether each really works.
+//! `archipel provider list|test|add`: the configured providers, and whether each really
+//! works (`add` is in [`crate::provider_add`]).
 //!
 //! Both read the configuration only (no master key, no metadata store), so they run beside a
 //! serving gateway, and on a configuration before its first `archipel serve`.
@@ -28,6 +29,10 @@ pub(crate) enum ProviderCmd {
     List(ProviderListArgs),
     /// Test providers: reachability, write/read/delete permissions, latency, throughput.
     Test(ProviderTestArgs),
+    /// Add a provider to the configuration file (appended; the rest of the file is kept as
+    /// it is), after checking that it loads and that the provider answers. Existing objects
+    /// are not moved: new writes use the provider once the gateway is (re)started.
+    Add(Box<crate::provider_add::ProviderAddArgs>),
 }
 
 /// `archipel provider list`.
@@ -211,12 +216,7 @@ struct Failure {
 fn fail(step: &'static str, s: &ProviderSetting, e: &ProviderError) -> Failure {
     Failure {
         step,
-        text: format!(
-            "{:?}: {}{}",
-            e.kind,
-            e.message,
-            crate::providers::hint(e.kind, &s.backend)
-        ),
+        text: crate::providers::explain(e, &s.backend),
     }
 }
 
@@ -552,6 +552,7 @@ pub(crate) fn render_test(tests: &[ProviderTest]) -> String {
 /// Runs `archipel provider …`.
 pub(crate) async fn provider(cmd: ProviderCmd) -> anyhow::Result<()> {
     match cmd {
+        ProviderCmd::Add(a) => crate::provider_add::run(*a).await,
         ProviderCmd::List(a) => {
             let s = settings(&a.vault)?;
             let rows: Vec<ProviderRow> = s.providers.iter().map(row).collect();

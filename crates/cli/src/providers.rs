@@ -82,7 +82,7 @@ async fn build_one(s: &ProviderSetting) -> Result<Built, ProviderError> {
 }
 
 /// A hint for a failed check, by kind of failure.
-pub(crate) fn hint(kind: ErrorKind, backend: &ProviderBackend) -> &'static str {
+fn hint(kind: ErrorKind, backend: &ProviderBackend) -> &'static str {
     match (kind, backend) {
         (ErrorKind::PermissionDenied, ProviderBackend::Dir(_)) => {
             " (check the directory's owner and permissions)"
@@ -90,7 +90,9 @@ pub(crate) fn hint(kind: ErrorKind, backend: &ProviderBackend) -> &'static str {
         (ErrorKind::PermissionDenied, ProviderBackend::S3(_)) => {
             " (check access_key and secret_key, and that they may write the bucket)"
         }
-        (ErrorKind::PermissionDenied, ProviderBackend::WebDav(_)) => " (check user and password)",
+        (ErrorKind::PermissionDenied, ProviderBackend::WebDav(_)) => {
+            " (check user and password, and that they may write the folder)"
+        }
         (ErrorKind::NotFound, ProviderBackend::S3(_)) => " (does the bucket exist?)",
         (ErrorKind::NotFound, _) => " (does the folder exist?)",
         (ErrorKind::Unavailable | ErrorKind::Timeout, ProviderBackend::Dir(_)) => "",
@@ -102,16 +104,57 @@ pub(crate) fn hint(kind: ErrorKind, backend: &ProviderBackend) -> &'static str {
     }
 }
 
+/// The HTTP status a remote provider's error reports (`status: 401` in OpenDAL's context).
+fn http_status(message: &str) -> Option<u16> {
+    let at = message.find("status: ")? + "status: ".len();
+    message[at..]
+        .get(..3)
+        .and_then(|d| d.parse().ok())
+        .filter(|c| (100..600).contains(c))
+}
+
+/// The S3 error code in an error body (`<Code>SignatureDoesNotMatch</Code>`), if any.
+fn s3_code(message: &str) -> Option<&str> {
+    let start = message.find("<Code>")? + "<Code>".len();
+    let len = message[start..].find("</Code>")?;
+    Some(&message[start..start + len]).filter(|c| !c.is_empty() && c.len() < 64)
+}
+
+/// What went wrong, for an operator: a refused credential as such (whatever kind the provider
+/// crate gave it: a WebDAV 401 met while creating a folder arrives as "unexpected"), else the
+/// kind and the provider's message; then a hint for the kind.
+pub(crate) fn explain(e: &ProviderError, backend: &ProviderBackend) -> String {
+    let status = http_status(&e.message);
+    let refused = match status {
+        Some(401) => Some("credentials refused (HTTP 401 Unauthorized)".to_string()),
+        Some(403) => Some(
+            "access refused (HTTP 403 Forbidden): wrong credentials, or no permission here"
+                .to_string(),
+        ),
+        _ if e.kind == ErrorKind::PermissionDenied => {
+            Some(format!("permission denied: {}", e.message))
+        }
+        _ => None,
+    };
+    match refused {
+        Some(mut text) => {
+            if let Some(code) = s3_code(&e.message) {
+                text.push_str(&format!(" [{code}]"));
+            }
+            format!("{text}{}", hint(ErrorKind::PermissionDenied, backend))
+        }
+        None => format!("{:?}: {}{}", e.kind, e.message, hint(e.kind, backend)),
+    }
+}
+
 fn describe_failure(s: &ProviderSetting, e: &ProviderError) -> String {
     format!(
-        "{} [{} at {}]: {} failed: {:?}: {}{}",
+        "{} [{} at {}]: {} failed: {}",
         s.describe(),
         s.backend.kind(),
         s.backend.location(),
         e.op,
-        e.kind,
-        e.message,
-        hint(e.kind, &s.backend)
+        explain(e, &s.backend)
     )
 }
 
@@ -152,35 +195,47 @@ pub(crate) async fn probe(p: &Arc<dyn Provider>) -> Result<ProbeReport, Provider
 /// How long a provider gets to pass its start-up probe.
 const PROBE_DEADLINE: Duration = Duration::from_secs(30);
 
+/// Builds one provider and, with `check`, probes it: the probe's round trip, or the failure
+/// described for an operator (naming the provider, and where it is declared when known).
+pub(crate) async fn build_checked(
+    s: &ProviderSetting,
+    check: bool,
+) -> Result<(Built, Option<Duration>), String> {
+    let built = build_one(s).await.map_err(|e| describe_failure(s, &e))?;
+    if !check {
+        return Ok((built, None));
+    }
+    match tokio::time::timeout(PROBE_DEADLINE, probe(&built.slot.provider)).await {
+        Ok(Ok(r)) => {
+            tracing::debug!(
+                "provider {} ok: probe round trip {:?}",
+                s.info.name,
+                r.round_trip
+            );
+            Ok((built, Some(r.round_trip)))
+        }
+        Ok(Err(e)) => Err(describe_failure(s, &e)),
+        Err(_) => Err(format!(
+            "{} [{} at {}]: no answer within {PROBE_DEADLINE:?}{}",
+            s.describe(),
+            s.backend.kind(),
+            s.backend.location(),
+            hint(ErrorKind::Timeout, &s.backend)
+        )),
+    }
+}
+
 /// Builds every provider and, with `check`, probes them all concurrently; an error lists every
 /// provider that failed, by name and where it is declared.
 pub(crate) async fn build_all(
     settings: &[ProviderSetting],
     check: bool,
 ) -> anyhow::Result<Vec<Built>> {
-    let results = futures::future::join_all(settings.iter().map(|s| async move {
-        let built = build_one(s).await.map_err(|e| describe_failure(s, &e))?;
-        if check {
-            match tokio::time::timeout(PROBE_DEADLINE, probe(&built.slot.provider)).await {
-                Ok(Ok(r)) => tracing::debug!(
-                    "provider {} ok: probe round trip {:?}",
-                    s.info.name,
-                    r.round_trip
-                ),
-                Ok(Err(e)) => return Err(describe_failure(s, &e)),
-                Err(_) => {
-                    return Err(format!(
-                        "{} [{} at {}]: no answer within {PROBE_DEADLINE:?}{}",
-                        s.describe(),
-                        s.backend.kind(),
-                        s.backend.location(),
-                        hint(ErrorKind::Timeout, &s.backend)
-                    ));
-                }
-            }
-        }
-        Ok(built)
-    }))
+    let results = futures::future::join_all(
+        settings
+            .iter()
+            .map(|s| async move { build_checked(s, check).await.map(|(b, _)| b) }),
+    )
     .await;
     let mut built = Vec::new();
     let mut failures = Vec::new();
@@ -200,4 +255,63 @@ pub(crate) async fn build_all(
         ));
     }
     Ok(built)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use archipel_provider::WebDavConfig;
+
+    fn dav() -> ProviderBackend {
+        ProviderBackend::WebDav(WebDavConfig {
+            endpoint: "http://127.0.0.1:1".into(),
+            username: "u".into(),
+            password: "p".into(),
+            root: String::new(),
+        })
+    }
+
+    #[test]
+    fn a_refused_credential_is_called_so_whatever_its_kind() {
+        let e = ProviderError::new(
+            ErrorKind::Other,
+            "dav",
+            "put",
+            None,
+            "Unexpected (permanent) at create_dir, context: { response: Parts { status: 401, \
+             version: HTTP/1.1 } } => Unauthorized",
+        );
+        assert_eq!(
+            explain(&e, &dav()),
+            "credentials refused (HTTP 401 Unauthorized) (check user and password, and that \
+             they may write the folder)"
+        );
+        let e = ProviderError::new(
+            ErrorKind::PermissionDenied,
+            "s3",
+            "put",
+            None,
+            "PermissionDenied at write, context: { status: 403 } => \
+             <Error><Code>SignatureDoesNotMatch</Code></Error>",
+        );
+        let t = explain(&e, &dav());
+        assert!(
+            t.starts_with("access refused (HTTP 403 Forbidden)")
+                && t.contains("[SignatureDoesNotMatch]"),
+            "{t}"
+        );
+        let e = ProviderError::new(
+            ErrorKind::Unavailable,
+            "x",
+            "put",
+            None,
+            "connection refused",
+        );
+        assert_eq!(
+            explain(&e, &dav()),
+            "Unavailable: connection refused (is the endpoint right and reachable from here?)"
+        );
+        assert_eq!(http_status("status: 4"), None);
+        assert_eq!(s3_code("<Code></Code>"), None);
+    }
 }

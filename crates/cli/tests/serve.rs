@@ -1,6 +1,7 @@
 //! `archipel serve` and `archipel init` as an operator meets them: the zero-configuration
 //! first run and its restart, configuration errors that name the key and the line, a
-//! provider that fails its start-up check, a configuration written by `init` that serves.
+//! provider that fails its start-up check (unreachable, or refusing its credentials), a
+//! configuration written by `init` that serves, and providers added to it by `provider add`.
 //! Everything talks to 127.0.0.1 only.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -495,6 +496,77 @@ fn an_unreachable_provider_fails_the_start_naming_it() {
     assert!(started.elapsed() < Duration::from_secs(60));
 }
 
+/// A configuration with one dir provider and one WebDAV provider at `url` with `password`.
+fn webdav_config(url: &str, password: &str) -> String {
+    format!(
+        "[server]\ndata_dir = \"data\"\n\n{DIR_PROVIDER}\n[[provider]]\nname = \"dav-home\"\nkind = \"webdav\"\n\
+         url = \"{url}\"\nuser = \"alice\"\npassword = \"{password}\"\nroot = \"archipel\"\n\
+         jurisdiction = \"DE\"\noperator = \"alice\"\n\n[policy]\ndata = 1\nparity = 1\n"
+    )
+}
+
+#[test]
+fn a_wrong_provider_password_fails_the_start_naming_the_provider() {
+    let Some(dav) = archipel_testkit::webdav::start_with_auth("alice", "right-password-1") else {
+        return;
+    };
+    let url = dav.config.endpoint.clone();
+    let tmp = tempfile::tempdir().unwrap();
+
+    // The right URL, the wrong password: refused at start, naming the provider and its line.
+    let started = Instant::now();
+    let (ok, out, err) = serve_config(tmp.path(), &webdav_config(&url, "wrong-password-2"), &[]);
+    assert!(!ok, "{out}");
+    assert!(
+        !out.contains("aws --endpoint-url"),
+        "it must not start serving:\n{out}"
+    );
+    assert!(
+        err.contains("1 of 2 providers failed the start-up check"),
+        "{err}"
+    );
+    assert!(
+        err.contains("provider `dav-home` (") && err.contains("archipel.toml line 10"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("webdav at {url}/archipel")), "{err}");
+    assert!(
+        err.contains("credentials refused") && err.contains("check user and password"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("disk-a"),
+        "the healthy provider is not blamed: {err}"
+    );
+    for secret in ["wrong-password-2", "right-password-1"] {
+        assert!(!err.contains(secret), "secrets are never printed: {err}");
+    }
+    // Refused is not retried for a minute: it fails at once.
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+
+    // The same configuration with the right password starts.
+    std::fs::write(
+        tmp.path().join("archipel.toml"),
+        webdav_config(&url, "${DAV_PASSWORD}"),
+    )
+    .unwrap();
+    let server = Server::start(
+        tmp.path(),
+        &["--config", "archipel.toml"],
+        &[("DAV_PASSWORD", "right-password-1")],
+    );
+    assert!(
+        server.banner.contains("providers: 2 (disk-a, dav-home)"),
+        "{}",
+        server.banner
+    );
+    server.stop();
+}
+
 #[test]
 fn init_writes_a_commented_config_that_serves() {
     let tmp = tempfile::tempdir().unwrap();
@@ -552,6 +624,175 @@ fn init_writes_a_commented_config_that_serves() {
     server.stop();
     assert!(tmp.path().join("disks/two").is_dir());
     assert!(tmp.path().join("archipel-data/key").is_file());
+}
+
+/// Temporary files `provider add` may have left beside the configuration.
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect()
+}
+
+#[test]
+fn provider_add_appends_a_checked_provider_that_lists_and_serves() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ok, _, err) = run(archipel().current_dir(tmp.path()).arg("init"));
+    assert!(ok, "{err}");
+    let config = tmp.path().join("archipel.toml");
+    let original = std::fs::read_to_string(&config).unwrap();
+    let add = |args: &[&str]| {
+        run(archipel()
+            .current_dir(tmp.path())
+            .args(["provider", "add", "--config", "archipel.toml"])
+            .args(args))
+    };
+
+    let (ok, out, err) = add(&[
+        "--name",
+        "nas",
+        "--kind",
+        "dir",
+        "--path",
+        "disks/nas",
+        "--operator",
+        "me",
+        "--jurisdiction",
+        "FR",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("added provider `nas` [dir at disks/nas] to archipel.toml line "),
+        "{out}"
+    );
+    assert!(out.contains("  kind = \"dir\"\n"), "{out}");
+    assert!(out.contains("probe passed"), "{out}");
+    assert!(out.contains("existing objects are not moved"), "{out}");
+    // The file's text is kept as it was; the section is appended.
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert_eq!(
+        text.strip_prefix(original.as_str()),
+        Some(
+            "\n# Added by `archipel provider add`.\n[[provider]]\nname = \"nas\"\nkind = \"dir\"\n\
+             path = \"disks/nas\"\noperator = \"me\"\njurisdiction = \"FR\"\n"
+        ),
+        "{text}"
+    );
+    assert!(tmp.path().join("disks/nas").is_dir());
+    assert!(leftovers(tmp.path()).is_empty());
+
+    let (ok, out, err) = run(archipel().current_dir(tmp.path()).args([
+        "provider",
+        "list",
+        "--config",
+        "archipel.toml",
+    ]));
+    assert!(ok, "{err}");
+    assert!(
+        out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+            == ["nas", "dir", "me", "FR", "1", "active", "disks/nas"]),
+        "{out}"
+    );
+
+    // A taken name is refused, naming it and where it is declared; the file is untouched.
+    let (ok, _, err) = add(&["--name", "p3", "--kind", "dir", "--path", "elsewhere"]);
+    assert!(!ok);
+    assert!(
+        err.contains("provider `p3` (archipel.toml line ") && err.contains("already exists"),
+        "{err}"
+    );
+    // A typo'd kind is refused, with the kinds there are.
+    let (ok, _, err) = add(&["--name", "x", "--kind", "webdaw", "--url", "http://h"]);
+    assert!(!ok);
+    assert!(
+        err.contains("'webdaw'") && err.contains("[possible values: dir, s3, webdav]"),
+        "{err}"
+    );
+    // Flags of another kind, or missing ones, are named.
+    let (ok, _, err) = add(&[
+        "--name", "x", "--kind", "dir", "--path", "p", "--bucket", "b",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("--bucket does not apply to --kind dir"),
+        "{err}"
+    );
+    let (ok, _, err) = add(&["--name", "x", "--kind", "s3", "--endpoint", "http://h"]);
+    assert!(!ok);
+    assert!(
+        err.contains("--kind s3 needs --bucket, --access-key, --secret-key"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), text);
+    assert!(leftovers(tmp.path()).is_empty());
+
+    // And it serves, with seven providers.
+    let server = Server::start(tmp.path(), &["--config", "archipel.toml"], &[]);
+    assert!(
+        server
+            .banner
+            .contains("providers: 7 (p1, p2, p3, p4, p5, p6, nas)"),
+        "{}",
+        server.banner
+    );
+    server.stop();
+}
+
+#[test]
+fn provider_add_probes_the_new_provider_like_serve_does() {
+    let Some(dav) = archipel_testkit::webdav::start_with_auth("alice", "right-password-3") else {
+        return;
+    };
+    let url = dav.config.endpoint.clone();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("archipel.toml");
+    let original = format!("[server]\ndata_dir = \"data\"\n\n{DIR_PROVIDER}");
+    std::fs::write(&config, &original).unwrap();
+    let add = |password: &str, env: &[(&str, &str)]| {
+        let mut cmd = archipel();
+        cmd.current_dir(tmp.path())
+            .args(["provider", "add", "-c", "archipel.toml", "--name", "dav"])
+            .args(["--kind", "webdav", "--url", &url, "--user", "alice"])
+            .args(["--password", password, "--root", "shards"])
+            .args(["--operator", "alice", "--jurisdiction", "DE"]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        run(&mut cmd)
+    };
+
+    // A wrong password fails the probe: nothing is written.
+    let (ok, out, err) = add("wrong-password-4", &[]);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains(&format!("provider `dav` [webdav at {url}/shards]"))
+            && err.contains("credentials refused (HTTP 401 Unauthorized)"),
+        "{err}"
+    );
+    assert!(err.contains("archipel.toml is unchanged"), "{err}");
+    assert!(!err.contains("wrong-password-4"), "{err}");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), original);
+
+    // The right one, as an environment reference: written as the reference.
+    let env = [("DAV_PASSWORD", "right-password-3")];
+    let (ok, out, err) = add("${DAV_PASSWORD}", &env);
+    assert!(ok, "{err}");
+    assert!(out.contains("  password = \"${DAV_PASSWORD}\"\n"), "{out}");
+    assert!(!err.contains("note:"), "{err}");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.starts_with(&original), "{text}");
+    assert!(text.contains("password = \"${DAV_PASSWORD}\"\n"), "{text}");
+    assert!(!text.contains("right-password-3"), "{text}");
+    assert!(leftovers(tmp.path()).is_empty());
+
+    let server = Server::start(tmp.path(), &["--config", "archipel.toml"], &env);
+    assert!(
+        server.banner.contains("providers: 2 (disk-a, dav)"),
+        "{}",
+        server.banner
+    );
+    server.stop();
 }
 
 #[test]

@@ -106,6 +106,13 @@ async fn open_with(settings: &Settings, check: bool, meta: SqlMetaStore) -> anyh
         },
     )
     .context("cannot start the engine")?;
+    // What the start-up probe saw seeds the engine's view of each provider, so a provider that
+    // is already slow is avoided from the first read (a probe is a put, a get and a delete).
+    for b in &providers {
+        if let Some(rt) = b.probe {
+            engine.health().record_ok(&b.slot.info.name, rt / 3);
+        }
+    }
     record_providers(settings, &meta).await?;
     let default_policy = match &settings.policy {
         Some(p) => {

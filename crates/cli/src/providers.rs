@@ -24,6 +24,8 @@ pub(crate) struct Built {
     pub(crate) metrics: Arc<Metrics>,
     /// How it was configured.
     pub(crate) setting: ProviderSetting,
+    /// The start-up probe's round trip (put, get, delete), when it ran.
+    pub(crate) probe: Option<Duration>,
 }
 
 /// Opens one provider, bare (no network traffic for remote ones).
@@ -78,6 +80,7 @@ async fn build_one(s: &ProviderSetting) -> Result<Built, ProviderError> {
         },
         metrics,
         setting: s.clone(),
+        probe: None,
     })
 }
 
@@ -231,11 +234,12 @@ pub(crate) async fn build_all(
     settings: &[ProviderSetting],
     check: bool,
 ) -> anyhow::Result<Vec<Built>> {
-    let results = futures::future::join_all(
-        settings
-            .iter()
-            .map(|s| async move { build_checked(s, check).await.map(|(b, _)| b) }),
-    )
+    let results = futures::future::join_all(settings.iter().map(|s| async move {
+        build_checked(s, check).await.map(|(mut b, probe)| {
+            b.probe = probe;
+            b
+        })
+    }))
     .await;
     let mut built = Vec::new();
     let mut failures = Vec::new();

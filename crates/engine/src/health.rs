@@ -139,6 +139,22 @@ impl Health {
         v.get(idx).copied()
     }
 
+    /// The `q`-quantile over every provider's recent samples (what a provider with no history
+    /// of its own can be expected to do), if there are at least 4.
+    pub fn overall_quantile(&self, q: f64) -> Option<Duration> {
+        let records = self
+            .records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut v: Vec<Duration> = records.values().flat_map(|r| self.recent(r)).collect();
+        if v.len() < 4 {
+            return None;
+        }
+        v.sort_unstable();
+        let idx = ((v.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize;
+        v.get(idx).copied()
+    }
+
     /// Standing of each provider in `names` (same order): down if it failed recently; slow if a
     /// hedged read overtook it recently, or its recent median latency is more than 4× (and
     /// 5 ms above) the median of its peers'.

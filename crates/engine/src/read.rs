@@ -331,15 +331,19 @@ fn note_corrupt(readers: &[Reader<'_>], shard: usize, notes: &mut Vec<RepairNote
 }
 
 /// How long to wait for a provider's chunk before hedging: the configured delay, or its
-/// recent p95 latency (at least the floor; a default while it has too few samples).
+/// recent p95 latency (at least the floor; twice the median of everybody's samples while it has
+/// too few of its own; a default when nobody has any).
 fn patience(inner: &Inner, provider: &str) -> Duration {
     let o = &inner.opts;
     if let Some(d) = o.hedge_delay {
         return d;
     }
+    // A provider with no history of its own (just started, or never answered in time) is
+    // expected to do what its peers do.
     inner
         .health
         .quantile(provider, 0.95)
+        .or_else(|| inner.health.overall_quantile(0.5).map(|d| d * 2))
         .unwrap_or(o.hedge_default)
         .max(o.hedge_floor)
 }

@@ -2,7 +2,9 @@
 //! 127.0.0.1 over six directory providers (4+2) in a temporary directory, drives it with a
 //! concurrent S3 client (SigV4 presigned requests from `rusty-s3`, HTTP from `reqwest`), and
 //! measures in the same run the baseline: the same bytes written (× 1.5, the 4+2 expansion,
-//! with fsync) to and read from the same disk directly.
+//! with fsync) to and read from the same disk directly. Before each large read phase —
+//! baseline and Archipel alike — the files are evicted from the page cache
+//! (`posix_fadvise(DONTNEED)`), so both read the disk.
 //!
 //! Phases: large objects (PUT and GET, healthy and with two providers emptied), small objects
 //! (PUT and GET rates and latencies), one multi-GiB PUT and GET (the gateway's peak RSS), and
@@ -268,6 +270,7 @@ fn raw_disk(
         }
         Ok(())
     })?;
+    evict(dir)?;
     let read = run(&|o| {
         for s in 0..4 {
             std::hint::black_box(std::fs::read(dir.join(format!("{o}.{s}")))?);
@@ -277,6 +280,20 @@ fn raw_disk(
     std::fs::remove_dir_all(dir)?;
     let total = (count * size) as u64;
     Ok((mbps(total, write), mbps(total, read)))
+}
+
+/// Drops every file under `dir` from the page cache (they are fsync'd, so their pages are
+/// clean), so that what reads them next reads the disk.
+fn evict(dir: &Path) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            evict(&path)?;
+        } else if let Ok(f) = std::fs::File::open(&path) {
+            rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed)?;
+        }
+    }
+    Ok(())
 }
 
 fn body_of(piece: &Bytes, len: usize) -> reqwest::Body {
@@ -296,7 +313,12 @@ fn body_of(piece: &Bytes, len: usize) -> reqwest::Body {
     reqwest::Body::wrap_stream(s)
 }
 
-async fn large_phase(c: &Client, s: &Sizes, piece: &Bytes) -> anyhow::Result<(f64, f64)> {
+async fn large_phase(
+    c: &Client,
+    s: &Sizes,
+    piece: &Bytes,
+    providers: &Path,
+) -> anyhow::Result<(f64, f64)> {
     let total = (s.large_count * s.large_size) as u64;
     let t = Instant::now();
     futures::stream::iter(0..s.large_count)
@@ -312,6 +334,7 @@ async fn large_phase(c: &Client, s: &Sizes, piece: &Bytes) -> anyhow::Result<(f6
         .try_collect::<Vec<()>>()
         .await?;
     let put = mbps(total, t.elapsed());
+    evict(providers)?;
     let get = get_large(c, s).await?;
     Ok((put, get))
 }
@@ -466,9 +489,9 @@ async fn main() -> anyhow::Result<()> {
     let c = Client::new(&server.endpoint)?;
     c.create_bucket().await?;
 
-    let (put, get) = large_phase(&c, &sizes, &piece).await?;
+    let (put, get) = large_phase(&c, &sizes, &piece, &root.join("providers")).await?;
     println!(
-        "large objects, {} × {} MiB, {} at a time (baseline: the same bytes × 1.5 to the same disk, fsync'd)",
+        "large objects, {} × {} MiB, {} at a time (baseline: the same bytes × 1.5 to the same disk, fsync'd; reads after evicting the page cache)",
         sizes.large_count,
         sizes.large_size / MIB,
         sizes.large_conc
@@ -518,6 +541,7 @@ async fn main() -> anyhow::Result<()> {
         std::fs::rename(&p, root.join(format!("lost-p{i}")))?;
     }
     let server = start(&bin, &config, port)?;
+    evict(&root.join("providers"))?;
     let degraded = get_large(&c, &sizes).await?;
     println!(
         "  GET with 2 of 6 providers gone {degraded:7.0} MB/s   ratio to healthy GET {:.2}",

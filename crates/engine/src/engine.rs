@@ -86,6 +86,21 @@ pub(crate) struct Inner {
     pub(crate) gc_wake: Notify,
 }
 
+/// An object version looked up by [`Engine::open_object`], to read with
+/// [`Engine::read_object`].
+#[derive(Debug, Clone)]
+pub struct OpenObject {
+    info: ObjectInfo,
+    manifest: Manifest,
+}
+
+impl OpenObject {
+    /// The version's description.
+    pub fn info(&self) -> &ObjectInfo {
+        &self.info
+    }
+}
+
 /// The engine. Cheap to clone; clones share everything.
 #[derive(Clone)]
 pub struct Engine {
@@ -551,14 +566,32 @@ impl Engine {
         key: &str,
         range: Option<ByteRange>,
     ) -> Result<GetOutput> {
+        let object = self.open_object(bucket, key).await?;
+        self.read_object(object, range).await
+    }
+
+    /// Looks an object's current version up, for callers that check it (preconditions) before
+    /// reading exactly that version with [`Engine::read_object`].
+    pub async fn open_object(&self, bucket: &str, key: &str) -> Result<OpenObject> {
         let (info, manifest) = self.load(bucket, key).await?;
+        Ok(OpenObject { info, manifest })
+    }
+
+    /// Reads an object opened with [`Engine::open_object`] (see [`Engine::get_object`]).
+    pub async fn read_object(
+        &self,
+        object: OpenObject,
+        range: Option<ByteRange>,
+    ) -> Result<GetOutput> {
+        let OpenObject { info, manifest } = object;
+        let (bucket, key) = (info.bucket.clone(), info.key.clone());
         let range = match range {
             Some(r) => r.resolve(info.size)?,
             None => 0..info.size,
         };
         let (tx, mut rx) = mpsc::channel::<Result<Bytes>>(2);
         let inner = self.inner.clone();
-        let (bname, okey) = (bucket_name(bucket)?, object_key(key)?);
+        let (bname, okey) = (bucket_name(&bucket)?, object_key(&key)?);
         let what = format!("{bucket}/{key}");
         let want = range.clone();
         tokio::spawn(async move {

@@ -37,7 +37,7 @@ mod write;
 
 pub use access::{AccessKeyInfo, NewAccessKey};
 pub use archipel_meta::Permissions;
-pub use engine::{Engine, EngineOptions, ProviderSlot};
+pub use engine::{Engine, EngineOptions, OpenObject, ProviderSlot};
 pub use error::{EngineError, Result};
 pub use gc::{GcReport, JobHandle, OrphanReport};
 pub use multipart::{MAX_PART_NUMBER, PartOutcome};

@@ -226,6 +226,31 @@ fn check_read_conditions(
     Ok(())
 }
 
+/// `x-amz-copy-source-if-*`: as for a GET, except that a copy answers every failed
+/// condition with `PreconditionFailed`.
+fn check_copy_conditions(
+    info: &ObjectInfo,
+    if_match: Option<&ETagCondition>,
+    if_unmodified_since: Option<&Timestamp>,
+    if_none_match: Option<&ETagCondition>,
+    if_modified_since: Option<&Timestamp>,
+) -> S3Result<()> {
+    check_read_conditions(
+        info,
+        if_match,
+        if_unmodified_since,
+        if_none_match,
+        if_modified_since,
+    )
+    .map_err(|e| {
+        if *e.code() == S3ErrorCode::NotModified {
+            s3_error!(PreconditionFailed, "copy source condition failed")
+        } else {
+            e
+        }
+    })
+}
+
 fn not_modified() -> S3Error {
     let mut e = S3Error::new(S3ErrorCode::NotModified);
     e.set_status_code(http::StatusCode::NOT_MODIFIED);
@@ -327,6 +352,46 @@ impl Stream for SyncBody {
     }
 }
 
+/// A metadata-store failure as an S3 error.
+fn meta_err(e: archipel_meta::MetaError) -> S3Error {
+    to_s3(e.into())
+}
+
+/// How a listing writes keys and prefixes: as they are, or URL-encoded when asked.
+fn key_encoder(encoding: Option<&EncodingType>) -> impl Fn(String) -> String + use<> {
+    let url = encoding.is_some_and(|e| e.as_str() == EncodingType::URL);
+    move |s: String| if url { url_encode(&s) } else { s }
+}
+
+/// One object of a listing.
+fn object_entry(
+    o: archipel_meta::ObjectSummary,
+    owner: Option<Owner>,
+    enc: &impl Fn(String) -> String,
+) -> Object {
+    Object {
+        e_tag: Some(etag(o.etag.as_str())),
+        key: Some(enc(o.key.to_string())),
+        last_modified: Some(timestamp(o.last_modified)),
+        owner,
+        size: Some(o.size as i64),
+        storage_class: Some(ObjectStorageClass::from_static(
+            ObjectStorageClass::STANDARD,
+        )),
+        ..Object::default()
+    }
+}
+
+/// A listing's common prefixes, encoded.
+fn common_prefixes(prefixes: Vec<String>, enc: &impl Fn(String) -> String) -> CommonPrefixList {
+    prefixes
+        .into_iter()
+        .map(|p| CommonPrefix {
+            prefix: Some(enc(p)),
+        })
+        .collect()
+}
+
 fn url_encode(s: &str) -> String {
     // S3's encoding-type=url, as AWS answers it: form encoding (space as '+'), '/' kept.
     let mut out = String::with_capacity(s.len());
@@ -395,11 +460,7 @@ impl S3 for Gateway {
         &self,
         req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
-        let mut buckets = self
-            .meta()
-            .list_buckets()
-            .await
-            .map_err(|e| to_s3(e.into()))?;
+        let mut buckets = self.meta().list_buckets().await.map_err(meta_err)?;
         // A key other than root sees the buckets it has a grant on.
         if let Some(c) = &req.credentials
             && c.access_key != self.config.root_access_key
@@ -476,12 +537,7 @@ impl S3 for Gateway {
         req: S3Request<HeadBucketInput>,
     ) -> S3Result<S3Response<HeadBucketOutput>> {
         let name = bucket_name(&req.input.bucket)?;
-        match self
-            .meta()
-            .get_bucket(&name)
-            .await
-            .map_err(|e| to_s3(e.into()))?
-        {
+        match self.meta().get_bucket(&name).await.map_err(meta_err)? {
             Some(_) => ok(HeadBucketOutput {
                 bucket_region: Some(self.config.region.clone()),
                 ..HeadBucketOutput::default()
@@ -534,7 +590,7 @@ impl S3 for Gateway {
             .meta()
             .get_bucket(&name)
             .await
-            .map_err(|e| to_s3(e.into()))?
+            .map_err(meta_err)?
             .is_none()
         {
             return Err(s3_error!(NoSuchBucket));
@@ -625,7 +681,7 @@ impl S3 for Gateway {
             .meta()
             .get_bucket(&name)
             .await
-            .map_err(|e| to_s3(e.into()))?
+            .map_err(meta_err)?
             .is_none()
         {
             return Err(s3_error!(NoSuchBucket));
@@ -753,13 +809,14 @@ impl S3 for Gateway {
                 "GET by part number is not supported"
             ));
         }
-        let info = self
+        // Conditions are checked on the very version that is then read.
+        let object = self
             .engine
-            .head_object(&i.bucket, &i.key)
+            .open_object(&i.bucket, &i.key)
             .await
             .map_err(to_s3)?;
         check_read_conditions(
-            &info,
+            object.info(),
             i.if_match.as_ref(),
             i.if_unmodified_since.as_ref(),
             i.if_none_match.as_ref(),
@@ -771,10 +828,9 @@ impl S3 for Gateway {
         });
         let out = self
             .engine
-            .get_object(&i.bucket, &i.key, range)
+            .read_object(object, range)
             .await
             .map_err(to_s3)?;
-        // The object may have been replaced between the HEAD and the GET: answer for the one read.
         let info = out.info;
         let len = out.range.end - out.range.start;
         let content_range = range.map(|_| {
@@ -972,25 +1028,19 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let i = req.input;
         let (src_bucket, src_key) = parse_copy_source(&i.copy_source)?;
-        let src = self
+        let source = self
             .engine
-            .head_object(&src_bucket, &src_key)
+            .open_object(&src_bucket, &src_key)
             .await
             .map_err(to_s3)?;
-        check_read_conditions(
+        let src = source.info().clone();
+        check_copy_conditions(
             &src,
             i.copy_source_if_match.as_ref(),
             i.copy_source_if_unmodified_since.as_ref(),
             i.copy_source_if_none_match.as_ref(),
             i.copy_source_if_modified_since.as_ref(),
-        )
-        .map_err(|e| {
-            if *e.code() == S3ErrorCode::NotModified {
-                s3_error!(PreconditionFailed, "copy source condition failed")
-            } else {
-                e
-            }
-        })?;
+        )?;
         let replace = i
             .metadata_directive
             .as_ref()
@@ -1041,17 +1091,7 @@ impl S3 for Gateway {
             headers: with_tags(opts.headers, Some(&tags)),
             ..opts
         };
-        let got = self
-            .engine
-            .get_object(&src_bucket, &src_key, None)
-            .await
-            .map_err(to_s3)?;
-        if got.info.etag != src.etag {
-            return Err(s3_error!(
-                PreconditionFailed,
-                "the source changed during the copy"
-            ));
-        }
+        let got = self.engine.read_object(source, None).await.map_err(to_s3)?;
         let opts = PutOptions {
             expected_len: Some(got.info.size),
             ..opts
@@ -1136,16 +1176,8 @@ impl S3 for Gateway {
             start_after,
             max_keys: max_keys(i.max_keys)?,
         };
-        let page = self
-            .meta()
-            .list(&bucket, &query)
-            .await
-            .map_err(|e| to_s3(e.into()))?;
-        let url = i
-            .encoding_type
-            .as_ref()
-            .is_some_and(|e| e.as_str() == EncodingType::URL);
-        let enc = |s: String| if url { url_encode(&s) } else { s };
+        let page = self.meta().list(&bucket, &query).await.map_err(meta_err)?;
+        let enc = key_encoder(i.encoding_type.as_ref());
         let owner = i.fetch_owner.unwrap_or(false).then(|| self.owner());
         let key_count = (page.objects.len() + page.common_prefixes.len()) as i32;
         ok(ListObjectsV2Output {
@@ -1164,27 +1196,10 @@ impl S3 for Gateway {
             contents: Some(
                 page.objects
                     .into_iter()
-                    .map(|o| Object {
-                        e_tag: Some(etag(o.etag.as_str())),
-                        key: Some(enc(o.key.to_string())),
-                        last_modified: Some(timestamp(o.last_modified)),
-                        owner: owner.clone(),
-                        size: Some(o.size as i64),
-                        storage_class: Some(ObjectStorageClass::from_static(
-                            ObjectStorageClass::STANDARD,
-                        )),
-                        ..Object::default()
-                    })
+                    .map(|o| object_entry(o, owner.clone(), &enc))
                     .collect(),
             ),
-            common_prefixes: Some(
-                page.common_prefixes
-                    .into_iter()
-                    .map(|p| CommonPrefix {
-                        prefix: Some(enc(p)),
-                    })
-                    .collect(),
-            ),
+            common_prefixes: Some(common_prefixes(page.common_prefixes, &enc)),
             encoding_type: i.encoding_type,
             ..ListObjectsV2Output::default()
         })
@@ -1202,16 +1217,8 @@ impl S3 for Gateway {
             start_after: i.marker.clone().filter(|m| !m.is_empty()),
             max_keys: max_keys(i.max_keys)?,
         };
-        let page = self
-            .meta()
-            .list(&bucket, &query)
-            .await
-            .map_err(|e| to_s3(e.into()))?;
-        let url = i
-            .encoding_type
-            .as_ref()
-            .is_some_and(|e| e.as_str() == EncodingType::URL);
-        let enc = |s: String| if url { url_encode(&s) } else { s };
+        let page = self.meta().list(&bucket, &query).await.map_err(meta_err)?;
+        let enc = key_encoder(i.encoding_type.as_ref());
         let owner = self.owner();
         ok(ListObjectsOutput {
             name: Some(i.bucket),
@@ -1228,27 +1235,10 @@ impl S3 for Gateway {
             contents: Some(
                 page.objects
                     .into_iter()
-                    .map(|o| Object {
-                        e_tag: Some(etag(o.etag.as_str())),
-                        key: Some(enc(o.key.to_string())),
-                        last_modified: Some(timestamp(o.last_modified)),
-                        owner: Some(owner.clone()),
-                        size: Some(o.size as i64),
-                        storage_class: Some(ObjectStorageClass::from_static(
-                            ObjectStorageClass::STANDARD,
-                        )),
-                        ..Object::default()
-                    })
+                    .map(|o| object_entry(o, Some(owner.clone()), &enc))
                     .collect(),
             ),
-            common_prefixes: Some(
-                page.common_prefixes
-                    .into_iter()
-                    .map(|p| CommonPrefix {
-                        prefix: Some(enc(p)),
-                    })
-                    .collect(),
-            ),
+            common_prefixes: Some(common_prefixes(page.common_prefixes, &enc)),
             encoding_type: i.encoding_type,
             ..ListObjectsOutput::default()
         })
@@ -1267,16 +1257,8 @@ impl S3 for Gateway {
             start_after: i.key_marker.clone().filter(|m| !m.is_empty()),
             max_keys: max_keys(i.max_keys)?,
         };
-        let page = self
-            .meta()
-            .list(&bucket, &query)
-            .await
-            .map_err(|e| to_s3(e.into()))?;
-        let url = i
-            .encoding_type
-            .as_ref()
-            .is_some_and(|e| e.as_str() == EncodingType::URL);
-        let enc = |s: String| if url { url_encode(&s) } else { s };
+        let page = self.meta().list(&bucket, &query).await.map_err(meta_err)?;
+        let enc = key_encoder(i.encoding_type.as_ref());
         let owner = self.owner();
         ok(ListObjectVersionsOutput {
             name: Some(i.bucket),
@@ -1309,14 +1291,7 @@ impl S3 for Gateway {
                     })
                     .collect(),
             ),
-            common_prefixes: Some(
-                page.common_prefixes
-                    .into_iter()
-                    .map(|p| CommonPrefix {
-                        prefix: Some(enc(p)),
-                    })
-                    .collect(),
-            ),
+            common_prefixes: Some(common_prefixes(page.common_prefixes, &enc)),
             encoding_type: i.encoding_type,
             ..ListObjectVersionsOutput::default()
         })
@@ -1406,25 +1381,19 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
         let i = req.input;
         let (src_bucket, src_key) = parse_copy_source(&i.copy_source)?;
-        let src = self
+        let source = self
             .engine
-            .head_object(&src_bucket, &src_key)
+            .open_object(&src_bucket, &src_key)
             .await
             .map_err(to_s3)?;
-        check_read_conditions(
+        let src = source.info().clone();
+        check_copy_conditions(
             &src,
             i.copy_source_if_match.as_ref(),
             i.copy_source_if_unmodified_since.as_ref(),
             i.copy_source_if_none_match.as_ref(),
             i.copy_source_if_modified_since.as_ref(),
-        )
-        .map_err(|e| {
-            if *e.code() == S3ErrorCode::NotModified {
-                s3_error!(PreconditionFailed, "copy source condition failed")
-            } else {
-                e
-            }
-        })?;
+        )?;
         let range = match &i.copy_source_range {
             None => None,
             Some(r) => {
@@ -1454,7 +1423,7 @@ impl S3 for Gateway {
             .map_err(|_| s3_error!(InvalidArgument, "part number {} is invalid", i.part_number))?;
         let got = self
             .engine
-            .get_object(&src_bucket, &src_key, range)
+            .read_object(source, range)
             .await
             .map_err(to_s3)?;
         let len = got.range.end - got.range.start;
@@ -1551,7 +1520,7 @@ impl S3 for Gateway {
             .meta()
             .get_upload(&r)
             .await
-            .map_err(|e| to_s3(e.into()))?
+            .map_err(meta_err)?
             .is_none()
         {
             return Err(s3_error!(NoSuchUpload));
@@ -1560,11 +1529,7 @@ impl S3 for Gateway {
             after: i.part_number_marker.and_then(|n| u32::try_from(n).ok()),
             max_parts: max_keys(i.max_parts)?,
         };
-        let page = self
-            .meta()
-            .list_parts(&r, &query)
-            .await
-            .map_err(|e| to_s3(e.into()))?;
+        let page = self.meta().list_parts(&r, &query).await.map_err(meta_err)?;
         ok(ListPartsOutput {
             bucket: Some(i.bucket),
             key: Some(i.key),
@@ -1612,12 +1577,8 @@ impl S3 for Gateway {
             .meta()
             .list_uploads(&bucket, &query)
             .await
-            .map_err(|e| to_s3(e.into()))?;
-        let url = i
-            .encoding_type
-            .as_ref()
-            .is_some_and(|e| e.as_str() == EncodingType::URL);
-        let enc = |s: String| if url { url_encode(&s) } else { s };
+            .map_err(meta_err)?;
+        let enc = key_encoder(i.encoding_type.as_ref());
         let owner = self.owner();
         ok(ListMultipartUploadsOutput {
             bucket: Some(i.bucket),
@@ -1646,14 +1607,7 @@ impl S3 for Gateway {
                     })
                     .collect(),
             ),
-            common_prefixes: Some(
-                page.common_prefixes
-                    .into_iter()
-                    .map(|p| CommonPrefix {
-                        prefix: Some(enc(p)),
-                    })
-                    .collect(),
-            ),
+            common_prefixes: Some(common_prefixes(page.common_prefixes, &enc)),
             encoding_type: i.encoding_type,
             ..ListMultipartUploadsOutput::default()
         })
@@ -1663,12 +1617,7 @@ impl S3 for Gateway {
 impl Gateway {
     async fn require_bucket(&self, name: &str) -> S3Result<()> {
         let b = bucket_name(name)?;
-        match self
-            .meta()
-            .get_bucket(&b)
-            .await
-            .map_err(|e| to_s3(e.into()))?
-        {
+        match self.meta().get_bucket(&b).await.map_err(meta_err)? {
             Some(_) => Ok(()),
             None => Err(s3_error!(NoSuchBucket)),
         }

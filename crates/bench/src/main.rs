@@ -11,7 +11,7 @@
 //! GET latency with one provider slowed by 500 ms against the healthy latency. Prints a table
 //! and writes JSON.
 //!
-//! `cargo run --release -p archipel-bench [-- --dir PATH] [--json PATH] [--quick]`
+//! `cargo run --release -p archipel-bench [-- --dir PATH] [--json PATH] [--quick] [--only PHASES]`
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -45,6 +45,23 @@ struct Args {
     /// Smaller sizes, for a quick look (not for the README).
     #[arg(long)]
     quick: bool,
+    /// Run only these phases (comma-separated; default: all). `large` includes the GET with
+    /// two providers gone.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Phase>,
+}
+
+/// A part of the benchmark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Phase {
+    /// Large objects: PUT, GET, GET with two providers gone.
+    Large,
+    /// Small objects: PUT and GET rates and latencies.
+    Small,
+    /// One multi-GiB object and the gateway's peak RSS.
+    Huge,
+    /// GET latency with one provider slowed.
+    Latency,
 }
 
 struct Sizes {
@@ -475,110 +492,137 @@ async fn main() -> anyhow::Result<()> {
         bin.display(),
         root.display()
     );
-    let (raw_w, raw_r) = raw_disk(
-        &root.join("raw"),
-        sizes.large_count,
-        sizes.large_size,
-        sizes.large_conc,
-        &piece,
-    )?;
-
+    let run = |p: Phase| args.only.is_empty() || args.only.contains(&p);
+    let mut report = serde_json::Map::new();
+    report.insert(
+        "machine".into(),
+        json!({"cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)}),
+    );
     let port = free_port()?;
     let config = write_config(root, port, None)?;
-    let server = start(&bin, &config, port)?;
-    let c = Client::new(&server.endpoint)?;
+    let mut server = Some(start(&bin, &config, port)?);
+    let c = Client::new(
+        &server
+            .as_ref()
+            .map(|s| s.endpoint.clone())
+            .unwrap_or_default(),
+    )?;
     c.create_bucket().await?;
 
-    let (put, get) = large_phase(&c, &sizes, &piece, &root.join("providers")).await?;
-    println!(
-        "large objects, {} × {} MiB, {} at a time (baseline: the same bytes × 1.5 to the same disk, fsync'd; reads after evicting the page cache)",
-        sizes.large_count,
-        sizes.large_size / MIB,
-        sizes.large_conc
-    );
-    println!(
-        "  PUT {put:7.0} MB/s   baseline {raw_w:7.0} MB/s   ratio {:.2}",
-        put / raw_w
-    );
-    println!(
-        "  GET {get:7.0} MB/s   baseline {raw_r:7.0} MB/s   ratio {:.2}",
-        get / raw_r
-    );
-
-    let small = small_phase(&c, &sizes, &piece).await?;
-
-    // Latency objects (1 MiB each), read one at a time — measured below after a restart, like
-    // the slowed run, so both start from a fresh process.
-    for i in 0..20 {
-        c.put(&format!("lat/{i}"), body_of(&piece, MIB), MIB as u64)
-            .await?;
+    if run(Phase::Large) {
+        let (raw_w, raw_r) = raw_disk(
+            &root.join("raw"),
+            sizes.large_count,
+            sizes.large_size,
+            sizes.large_conc,
+            &piece,
+        )?;
+        let (put, get) = large_phase(&c, &sizes, &piece, &root.join("providers")).await?;
+        println!(
+            "large objects, {} × {} MiB, {} at a time (baseline: the same bytes × 1.5 to the same disk, fsync'd; reads after evicting the page cache)",
+            sizes.large_count,
+            sizes.large_size / MIB,
+            sizes.large_conc
+        );
+        println!(
+            "  PUT {put:7.0} MB/s   baseline {raw_w:7.0} MB/s   ratio {:.2}",
+            put / raw_w
+        );
+        println!(
+            "  GET {get:7.0} MB/s   baseline {raw_r:7.0} MB/s   ratio {:.2}",
+            get / raw_r
+        );
+        if let Some(s) = server.take() {
+            s.stop()?;
+        }
+        // Two providers emptied (as if lost): reads rebuild from parity.
+        for i in [2, 5] {
+            let p = root.join("providers").join(format!("p{i}"));
+            std::fs::rename(&p, root.join(format!("lost-p{i}")))?;
+        }
+        let degraded_server = start(&bin, &config, port)?;
+        evict(&root.join("providers"))?;
+        let degraded = get_large(&c, &sizes).await?;
+        println!(
+            "  GET with 2 of 6 providers gone {degraded:7.0} MB/s   ratio to healthy GET {:.2}",
+            degraded / get
+        );
+        degraded_server.stop()?;
+        for i in [2, 5] {
+            let p = root.join("providers").join(format!("p{i}"));
+            std::fs::remove_dir_all(&p)?;
+            std::fs::rename(root.join(format!("lost-p{i}")), &p)?;
+        }
+        server = Some(start(&bin, &config, port)?);
+        report.insert(
+            "large".into(),
+            json!({"count": sizes.large_count, "size": sizes.large_size, "concurrency": sizes.large_conc,
+                "baseline_write_mbps": raw_w, "baseline_read_mbps": raw_r,
+                "put_mbps": put, "get_mbps": get, "degraded_get_mbps": degraded,
+                "put_ratio": put / raw_w, "get_ratio": get / raw_r, "degraded_ratio": degraded / get}),
+        );
     }
 
-    let t = Instant::now();
-    c.put(
-        "huge",
-        body_of(&piece, sizes.huge_size),
-        sizes.huge_size as u64,
-    )
-    .await?;
-    let huge_put = mbps(sizes.huge_size as u64, t.elapsed());
-    let t = Instant::now();
-    let n = c.get("huge").await?;
-    if n != sizes.huge_size as u64 {
-        bail!("huge GET returned {n} bytes");
-    }
-    let huge_get = mbps(n, t.elapsed());
-    let rss = server.rss_peak_mib();
-    println!(
-        "one {} MiB object: PUT {huge_put:.0} MB/s, GET {huge_get:.0} MB/s; gateway peak RSS over the whole run so far {rss:.0} MiB",
-        sizes.huge_size / MIB
-    );
-    server.stop()?;
-
-    // Two providers emptied (as if lost): reads rebuild from parity.
-    for i in [2, 5] {
-        let p = root.join("providers").join(format!("p{i}"));
-        std::fs::rename(&p, root.join(format!("lost-p{i}")))?;
-    }
-    let server = start(&bin, &config, port)?;
-    evict(&root.join("providers"))?;
-    let degraded = get_large(&c, &sizes).await?;
-    println!(
-        "  GET with 2 of 6 providers gone {degraded:7.0} MB/s   ratio to healthy GET {:.2}",
-        degraded / get
-    );
-    server.stop()?;
-    for i in [2, 5] {
-        let p = root.join("providers").join(format!("p{i}"));
-        std::fs::remove_dir_all(&p)?;
-        std::fs::rename(root.join(format!("lost-p{i}")), &p)?;
+    if run(Phase::Small) {
+        report.insert("small".into(), small_phase(&c, &sizes, &piece).await?);
     }
 
-    let server = start(&bin, &config, port)?;
-    let (h50, h99) = latency(&c, sizes.latency_gets, 20).await?;
-    server.stop()?;
+    if run(Phase::Huge) {
+        let t = Instant::now();
+        c.put(
+            "huge",
+            body_of(&piece, sizes.huge_size),
+            sizes.huge_size as u64,
+        )
+        .await?;
+        let huge_put = mbps(sizes.huge_size as u64, t.elapsed());
+        let t = Instant::now();
+        let n = c.get("huge").await?;
+        if n != sizes.huge_size as u64 {
+            bail!("huge GET returned {n} bytes");
+        }
+        let huge_get = mbps(n, t.elapsed());
+        let rss = server.as_ref().map_or(0.0, Server::rss_peak_mib);
+        println!(
+            "one {} MiB object: PUT {huge_put:.0} MB/s, GET {huge_get:.0} MB/s; gateway peak RSS over the whole run so far {rss:.0} MiB",
+            sizes.huge_size / MIB
+        );
+        report.insert(
+            "huge".into(),
+            json!({"size": sizes.huge_size, "put_mbps": huge_put, "get_mbps": huge_get, "gateway_peak_rss_mib": rss}),
+        );
+    }
+    if let Some(s) = server.take() {
+        s.stop()?;
+    }
 
-    // One provider 500 ms slower on every request.
-    let config = write_config(root, port, Some((1, 500)))?;
-    let server = start(&bin, &config, port)?;
-    let (s50, s99) = latency(&c, sizes.latency_gets, 20).await?;
-    println!(
-        "GET 1 MiB, one at a time: healthy p50 {h50:.1} ms p99 {h99:.1} ms; one provider +500 ms: p50 {s50:.1} ms p99 {s99:.1} ms (p99 ratio {:.2})",
-        s99 / h99
-    );
-    server.stop()?;
-
-    let report = json!({
-        "machine": {"cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)},
-        "large": {"count": sizes.large_count, "size": sizes.large_size, "concurrency": sizes.large_conc,
-            "baseline_write_mbps": raw_w, "baseline_read_mbps": raw_r,
-            "put_mbps": put, "get_mbps": get, "degraded_get_mbps": degraded,
-            "put_ratio": put / raw_w, "get_ratio": get / raw_r, "degraded_ratio": degraded / get},
-        "small": small,
-        "huge": {"size": sizes.huge_size, "put_mbps": huge_put, "get_mbps": huge_get, "gateway_peak_rss_mib": rss},
-        "slow_provider": {"delay_ms": 500, "healthy_p50_ms": h50, "healthy_p99_ms": h99,
-            "slowed_p50_ms": s50, "slowed_p99_ms": s99, "p99_ratio": s99 / h99},
-    });
+    if run(Phase::Latency) {
+        // Latency objects (1 MiB each), read one at a time from a fresh process, healthy and
+        // with one provider 500 ms slower on every request.
+        let server = start(&bin, &config, port)?;
+        for i in 0..20 {
+            c.put(&format!("lat/{i}"), body_of(&piece, MIB), MIB as u64)
+                .await?;
+        }
+        server.stop()?;
+        let server = start(&bin, &config, port)?;
+        let (h50, h99) = latency(&c, sizes.latency_gets, 20).await?;
+        server.stop()?;
+        let slow_config = write_config(root, port, Some((1, 500)))?;
+        let server = start(&bin, &slow_config, port)?;
+        let (s50, s99) = latency(&c, sizes.latency_gets, 20).await?;
+        println!(
+            "GET 1 MiB, one at a time: healthy p50 {h50:.1} ms p99 {h99:.1} ms; one provider +500 ms: p50 {s50:.1} ms p99 {s99:.1} ms (p99 ratio {:.2})",
+            s99 / h99
+        );
+        server.stop()?;
+        report.insert(
+            "slow_provider".into(),
+            json!({"delay_ms": 500, "healthy_p50_ms": h50, "healthy_p99_ms": h99,
+                "slowed_p50_ms": s50, "slowed_p99_ms": s99, "p99_ratio": s99 / h99}),
+        );
+    }
+    let report = serde_json::Value::Object(report);
     if let Some(dir) = args.json.parent() {
         std::fs::create_dir_all(dir)?;
     }

@@ -1,10 +1,11 @@
 //! A provider on a local directory (a disk, a mount of another machine's disk).
 //!
-//! Blob `a/b` is the file `ROOT/a/b`. A put writes `ROOT/.tmp/<random>.part` (in batches of up to
-//! 1 MiB, one blocking-pool hop each), fsyncs it, then
-//! renames it into place (or hard-links it, for an atomic create-only put) and fsyncs the
-//! parent directory, so a crash never leaves a partial blob visible: at worst a `.part` file,
-//! which the next open removes.
+//! A blob of at most 128 KiB ([`pack::PACK_MAX`]) is a record appended to a pack file under
+//! `ROOT/.packs`, made durable by group commit (see [`pack`]). A larger blob `a/b` is the file
+//! `ROOT/a/b`: a put writes `ROOT/.tmp/<random>.part` (in batches of up to 1 MiB, one
+//! blocking-pool hop each), fsyncs it, then renames it into place (or hard-links it, for an
+//! atomic create-only put) and fsyncs the parent directory, so a crash never leaves a partial
+//! blob visible: at worst a `.part` file, which the next open removes.
 
 use std::io::ErrorKind as IoKind;
 use std::ops::Range;
@@ -17,6 +18,9 @@ use std::io::Write;
 use std::sync::Arc;
 
 use crate::error::{ErrorKind, ProviderError, Result};
+use pack::{Appended, Packs};
+
+mod pack;
 use crate::name::BlobName;
 use crate::provider::{
     BlobMeta, ByteStream, Capabilities, ListPage, Provider, PutBody, PutMode, check_range,
@@ -30,6 +34,7 @@ const READ_CHUNK: usize = 1024 * 1024;
 pub struct LocalDir {
     name: String,
     root: PathBuf,
+    packs: Arc<Packs>,
 }
 
 fn io_kind(e: &std::io::Error) -> ErrorKind {
@@ -48,9 +53,28 @@ impl LocalDir {
     /// and checks the directory is writable.
     pub async fn open(name: &str, root: impl AsRef<Path>) -> Result<Self> {
         let root = root.as_ref().to_path_buf();
+        let opened = {
+            let root = root.clone();
+            tokio::task::spawn_blocking(move || {
+                std::fs::create_dir_all(&root)?;
+                Packs::open(&root)
+            })
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        };
+        let packs = opened.map_err(|e| {
+            ProviderError::new(
+                io_kind(&e),
+                name,
+                "open",
+                None,
+                format!("opening the packs in {}: {e}", root.display()),
+            )
+        })?;
         let p = LocalDir {
             name: name.to_string(),
             root,
+            packs: Arc::new(packs),
         };
         let tmp = p.root.join(TMP_DIR);
         tokio::fs::create_dir_all(&tmp)
@@ -79,6 +103,77 @@ impl LocalDir {
     /// The directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Where the bytes of `blob` are on disk: a file and the byte range of the blob in it (a
+    /// pack file for a small blob, the blob's own file otherwise). For tests and tooling.
+    pub fn locate(&self, blob: &BlobName) -> Option<(PathBuf, Range<u64>)> {
+        if let Some(p) = self.packs.find(blob.as_str()) {
+            return Some((p.path, p.offset..p.offset + p.len));
+        }
+        let path = self.path(blob);
+        let len = std::fs::metadata(&path).ok()?.len();
+        Some((path, 0..len))
+    }
+
+    /// Starts a background compaction if a pack is worth compacting.
+    fn maybe_compact(&self) {
+        if let Some(id) = self.packs.take_compaction() {
+            // A failed compaction leaves the pack as it is; the next trigger tries again.
+            tokio::spawn(self.packs.clone().compact(id));
+        }
+    }
+
+    /// Stores a small blob (`batch`, `size` bytes in all) as a packed record.
+    async fn pack_blob(&self, blob: &BlobName, batch: Vec<Bytes>, mode: PutMode) -> Result<()> {
+        let (packs, name, dest) = (
+            self.packs.clone(),
+            blob.as_str().to_string(),
+            self.path(blob),
+        );
+        let appended = tokio::task::spawn_blocking(move || {
+            packs.append(&name, &batch, mode == PutMode::Create, &dest)
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        .map_err(|e| self.io_err("put", Some(blob), &e, "appending to the pack"))?;
+        let Appended::Written { file, file_exists } = appended else {
+            return Err(ProviderError::new(
+                ErrorKind::AlreadyExists,
+                &self.name,
+                "put",
+                Some(blob.as_str()),
+                "the blob already exists",
+            ));
+        };
+        self.packs
+            .sync(file)
+            .await
+            .map_err(|e| self.io_err("put", Some(blob), &e, "fdatasync of the pack"))?;
+        if file_exists {
+            // The packed record is durable and found first; the older file is now garbage.
+            let _ = tokio::fs::remove_file(self.path(blob)).await;
+        }
+        self.maybe_compact();
+        Ok(())
+    }
+
+    /// Forgets a packed copy of `blob`, durably (after a put of the blob as a file, or a
+    /// delete).
+    async fn unpack(&self, op: &'static str, blob: &BlobName) -> Result<()> {
+        let (packs, name) = (self.packs.clone(), blob.as_str().to_string());
+        let removed = tokio::task::spawn_blocking(move || packs.remove(&name))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+            .map_err(|e| self.io_err(op, Some(blob), &e, "writing a tombstone to the pack"))?;
+        if let Some(file) = removed {
+            self.packs
+                .sync(file)
+                .await
+                .map_err(|e| self.io_err(op, Some(blob), &e, "fdatasync of the pack"))?;
+            self.maybe_compact();
+        }
+        Ok(())
     }
 
     fn io_err(
@@ -134,7 +229,13 @@ impl LocalDir {
                     file = Some(f);
                 }
             }
+            if file.is_none() && size <= pack::PACK_MAX {
+                self.pack_blob(blob, batch, mode).await?;
+                return Ok(size);
+            }
             let (f, t) = (file.take(), tmp.clone());
+            let packs = self.packs.clone();
+            let name = blob.as_str().to_string();
             blocking_steps(move || {
                 let f = write_batch(f, &t, &batch).map_err(|e| ("writing", e))?;
                 f.sync_all().map_err(|e| ("fsync", e))?;
@@ -145,10 +246,20 @@ impl LocalDir {
                         std::fs::rename(&t, &dest).map_err(|e| ("renaming into place", e))?
                     }
                     PutMode::Create => {
-                        // link(2) fails with EEXIST if the name exists: an atomic create-only put.
-                        let linked = std::fs::hard_link(&t, &dest);
+                        // link(2) fails with EEXIST if the name exists: an atomic create-only
+                        // put (under the packs' lock, so a packed blob of the name counts).
+                        let linked = packs.exclusive(&name, || std::fs::hard_link(&t, &dest));
                         let _ = std::fs::remove_file(&t);
-                        linked.map_err(|e| ("creating", e))?
+                        match linked {
+                            Ok(Some(())) => {}
+                            Ok(None) => {
+                                return Err((
+                                    "creating",
+                                    std::io::Error::from(IoKind::AlreadyExists),
+                                ));
+                            }
+                            Err(e) => return Err(("creating", e)),
+                        }
                     }
                 }
                 std::fs::File::open(&parent)
@@ -157,6 +268,10 @@ impl LocalDir {
             })
             .await
             .map_err(|(what, e)| self.io_err("put", Some(blob), &e, what))?;
+            if mode == PutMode::Overwrite {
+                // A packed copy of the name (an older, smaller version) would be found first.
+                self.unpack("put", blob).await?;
+            }
             Ok(size)
         }
         .await;
@@ -229,6 +344,19 @@ impl Provider for LocalDir {
     }
 
     async fn get(&self, blob: &BlobName, range: Option<Range<u64>>) -> Result<ByteStream> {
+        if let Some(p) = self.packs.find(blob.as_str()) {
+            let range = range.unwrap_or(0..p.len);
+            check_range(&self.name, blob, &range, p.len)?;
+            let (file, at) = (p.file, p.offset + range.start);
+            let want = (range.end - range.start) as usize;
+            let bytes = blocking(move || {
+                let mut buf = vec![0u8; want];
+                std::os::unix::fs::FileExt::read_exact_at(&*file, &mut buf, at).map(|()| buf)
+            })
+            .await
+            .map_err(|e| self.io_err("get", Some(blob), &e, "reading the pack"))?;
+            return Ok(futures::stream::once(async move { Ok(Bytes::from(bytes)) }).boxed());
+        }
         let f = tokio::fs::File::open(self.path(blob))
             .await
             .map_err(|e| self.io_err("get", Some(blob), &e, "opening"))?;
@@ -281,6 +409,13 @@ impl Provider for LocalDir {
     }
 
     async fn head(&self, blob: &BlobName) -> Result<BlobMeta> {
+        if let Some(p) = self.packs.find(blob.as_str()) {
+            return Ok(BlobMeta {
+                name: blob.clone(),
+                size: p.len,
+                modified: Some(p.modified),
+            });
+        }
         let m = tokio::fs::metadata(self.path(blob))
             .await
             .map_err(|e| self.io_err("head", Some(blob), &e, "stat"))?;
@@ -301,6 +436,7 @@ impl Provider for LocalDir {
     }
 
     async fn delete(&self, blob: &BlobName) -> Result<()> {
+        self.unpack("delete", blob).await?;
         match tokio::fs::remove_file(self.path(blob)).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == IoKind::NotFound => Ok(()),
@@ -318,18 +454,38 @@ impl Provider for LocalDir {
         let prefix = prefix.to_string();
         let after = start_after.map(|b| b.as_str().to_string());
         let limit = limit.clamp(1, 1000);
-        let res =
-            tokio::task::spawn_blocking(move || walk(&root, &prefix, after.as_deref(), limit))
-                .await
-                .map_err(|e| {
-                    ProviderError::new(ErrorKind::Other, &self.name, "list", None, e.to_string())
-                })?;
+        let packs = self.packs.clone();
+        let res = tokio::task::spawn_blocking(move || {
+            let mut found = walk(&root, &prefix, after.as_deref())?;
+            // Packed blobs; a name both packed and a file is the packed one (found first).
+            let packed = packs.list(&prefix, after.as_deref(), limit + 1);
+            let names: std::collections::HashSet<&str> =
+                packed.iter().map(|(n, _, _)| n.as_str()).collect();
+            found.retain(|b| !names.contains(b.name.as_str()));
+            for (name, size, modified) in &packed {
+                if let Ok(blob) = BlobName::new(name.clone()) {
+                    found.push(BlobMeta {
+                        name: blob,
+                        size: *size,
+                        modified: Some(*modified),
+                    });
+                }
+            }
+            found.sort_by(|a, b| a.name.cmp(&b.name));
+            let more = found.len() > limit;
+            found.truncate(limit);
+            Ok::<_, std::io::Error>(ListPage { blobs: found, more })
+        })
+        .await
+        .map_err(|e| {
+            ProviderError::new(ErrorKind::Other, &self.name, "list", None, e.to_string())
+        })?;
         res.map_err(|e| self.io_err("list", None, &e, "walking the directory"))
     }
 }
 
-/// Lists files under `root` whose relative names start with `prefix`, sorted, after `after`.
-fn walk(root: &Path, prefix: &str, after: Option<&str>, limit: usize) -> std::io::Result<ListPage> {
+/// Files under `root` whose relative names start with `prefix`, after `after` (unsorted).
+fn walk(root: &Path, prefix: &str, after: Option<&str>) -> std::io::Result<Vec<BlobMeta>> {
     let mut found: Vec<BlobMeta> = Vec::new();
     let mut stack = vec![(root.to_path_buf(), String::new())];
     while let Some((dir, rel)) = stack.pop() {
@@ -374,8 +530,5 @@ fn walk(root: &Path, prefix: &str, after: Option<&str>, limit: usize) -> std::io
             }
         }
     }
-    found.sort_by(|a, b| a.name.cmp(&b.name));
-    let more = found.len() > limit;
-    found.truncate(limit);
-    Ok(ListPage { blobs: found, more })
+    Ok(found)
 }

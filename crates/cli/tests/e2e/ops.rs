@@ -229,13 +229,17 @@ fn bucket_policy_shows_and_changes_a_policy_the_providers_can_hold() {
     let src = tmp.path().join("obj.bin");
     std::fs::write(&src, pattern(3, 100_000)).unwrap();
     op_ok(&data, &["put", src.to_str().unwrap(), "photos/obj.bin"]);
-    let with_shards = (1..=6)
-        .filter(|i| {
-            let v1 = data.join(format!("providers/p{i}/v1"));
-            std::fs::read_dir(v1).is_ok_and(|mut d| d.next().is_some())
-        })
+    let status = json(&op_ok(&data, &["status", "--json"]));
+    let with_shards = status["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["shards"] == 1)
         .count();
-    assert_eq!(with_shards, 6, "3+3 puts a shard on each of six providers");
+    assert_eq!(
+        with_shards, 6,
+        "3+3 puts a shard on each of six providers: {status}"
+    );
 }
 
 /// Runs `archipel ARGS --data-dir DATA` on a pseudo-terminal (util-linux `script`): what the

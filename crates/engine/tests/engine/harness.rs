@@ -1,7 +1,6 @@
 //! A vault for tests: `n` local-directory providers, each behind a [`FaultLayer`], the
 //! embedded metadata store, a random master key, and an engine with no GC delay.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +14,8 @@ use futures::StreamExt;
 pub(crate) struct Vault {
     pub(crate) engine: Engine,
     pub(crate) faults: Vec<Arc<FaultLayer>>,
-    pub(crate) dirs: Vec<PathBuf>,
+    /// The directory providers under the fault layers.
+    pub(crate) locals: Vec<Arc<LocalDir>>,
     pub(crate) meta: Arc<SqlMetaStore>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -59,14 +59,14 @@ impl Vault {
         );
         let mut slots = Vec::new();
         let mut faults = Vec::new();
-        let mut dirs = Vec::new();
+        let mut locals = Vec::new();
         for i in 0..n {
             let name = format!("p{i}");
             let dir = root.join(&name);
-            let local: Arc<dyn Provider> = Arc::new(LocalDir::open(&name, &dir).await.unwrap());
-            let fault = Arc::new(FaultLayer::new(local, i as u64));
+            let local = Arc::new(LocalDir::open(&name, &dir).await.unwrap());
+            locals.push(local.clone());
+            let fault = Arc::new(FaultLayer::new(local as Arc<dyn Provider>, i as u64));
             faults.push(fault.clone());
-            dirs.push(dir);
             slots.push(ProviderSlot {
                 info: info(&name),
                 provider: fault,
@@ -82,7 +82,7 @@ impl Vault {
         Vault {
             engine,
             faults,
-            dirs,
+            locals,
             meta,
             _tmp: None,
         }

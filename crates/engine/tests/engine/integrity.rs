@@ -7,22 +7,42 @@ use archipel_meta::MetaStore;
 
 use crate::harness::{Vault, body, pattern, read_all};
 
-/// Path of a blob of provider `i` on disk.
-fn blob_path(v: &Vault, i: usize, blob: &str) -> std::path::PathBuf {
-    v.dirs[i].join(blob)
+/// Where the bytes of a blob of provider `i` are on disk: a file (its own, or a pack) and the
+/// blob's range in it.
+fn blob_bytes(v: &Vault, i: usize, blob: &str) -> (std::path::PathBuf, std::ops::Range<u64>) {
+    v.locals[i]
+        .locate(&archipel_provider::BlobName::new(blob).unwrap())
+        .unwrap()
 }
 
-fn flip(path: &std::path::Path, offset: usize, bit: u8) {
-    let mut bytes = std::fs::read(path).unwrap();
-    bytes[offset] ^= 1 << bit;
-    std::fs::write(path, bytes).unwrap();
+/// Flips bit `bit` of byte `offset` of `blob` on provider `i`.
+fn flip(v: &Vault, i: usize, blob: &str, offset: u64, bit: u8) {
+    use std::os::unix::fs::FileExt;
+    let (path, range) = blob_bytes(v, i, blob);
+    assert!(offset < range.end - range.start);
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut byte = [0u8];
+    f.read_exact_at(&mut byte, range.start + offset).unwrap();
+    byte[0] ^= 1 << bit;
+    f.write_all_at(&byte, range.start + offset).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flipped_bit_in_any_shard_is_detected_and_routed_around() {
+    // Three stripes (shards are files of their own), and one small stripe (shards in packs).
+    for size in [700_000, 30_000] {
+        flipped_bits_in(size).await;
+    }
+}
+
+async fn flipped_bits_in(size: usize) {
     let v = Vault::new(6).await;
     v.engine.create_bucket("bkt", "owner", None).await.unwrap();
-    let data = pattern(77, 700_000); // three stripes
+    let data = pattern(77, size);
     v.engine
         .put_object("bkt", "k", body(&data, 8192), PutOptions::default())
         .await
@@ -33,16 +53,15 @@ async fn a_flipped_bit_in_any_shard_is_detected_and_routed_around() {
         // Pick a shard and any byte of it (header, chunks or trailer).
         let i = round % 6;
         let blob = v.blobs(i).await.pop().unwrap();
-        let path = blob_path(&v, i, &blob);
-        let len = std::fs::metadata(&path).unwrap().len() as usize;
-        let (offset, bit) = (rng.usize(0..len), rng.u8(0..8));
-        flip(&path, offset, bit);
+        let (_, range) = blob_bytes(&v, i, &blob);
+        let (offset, bit) = (rng.u64(0..range.end - range.start), rng.u8(0..8));
+        flip(&v, i, &blob, offset, bit);
 
         let before = v.meta.count_repair().await.unwrap();
         // Reads return the right bytes whatever was flipped.
         assert!(
             read_all(&v.engine, "bkt", "k").await.unwrap() == data,
-            "round {round}"
+            "{size} bytes, round {round}"
         );
         if v.meta.count_repair().await.unwrap() > before {
             reads_detected += 1;
@@ -53,7 +72,7 @@ async fn a_flipped_bit_in_any_shard_is_detected_and_routed_around() {
         assert_eq!(
             report.bad.len(),
             1,
-            "round {round}: flip at {offset} of shard {i}: {report:?}"
+            "{size} bytes, round {round}: flip at {offset} of shard {i}: {report:?}"
         );
         assert_eq!(report.bad[0].1, format!("p{i}"));
         assert_eq!(report.bad[0].3, "corrupt");
@@ -64,7 +83,7 @@ async fn a_flipped_bit_in_any_shard_is_detected_and_routed_around() {
                 .any(|e| e.item.blob.blob == blob && e.item.reason == "corrupt")
         );
 
-        flip(&path, offset, bit); // heal
+        flip(&v, i, &blob, offset, bit); // heal
         assert!(
             v.engine
                 .scrub_object("bkt", "k")
@@ -112,7 +131,7 @@ async fn a_corrupt_chunk_on_read_is_replaced_from_parity() {
     let seg = &m.segments[0];
     for p in seg.placement.iter().filter(|p| p.shard.0 < 2) {
         let i = v.index(&p.provider);
-        flip(&blob_path(&v, i, &p.blob), seg.header_len as usize + 10, 0);
+        flip(&v, i, &p.blob, u64::from(seg.header_len) + 10, 0);
     }
     assert!(read_all(&v.engine, "bkt", "k").await.unwrap() == data);
     let queued = v.meta.peek_repair(None, 100).await.unwrap();
@@ -140,9 +159,10 @@ async fn readers_stopped_by_hedging_remain_candidates_for_later_stripes() {
     let m = manifest(&v).await;
     let seg = &m.segments[0];
     for p in seg.placement.iter().filter(|p| p.shard.0 < 2) {
-        let path = blob_path(&v, v.index(&p.provider), &p.blob);
-        let len = std::fs::metadata(&path).unwrap().len() as usize;
-        flip(&path, len - 36 - 20, 3); // inside the last chunk, before the trailer
+        let i = v.index(&p.provider);
+        let (_, range) = blob_bytes(&v, i, &p.blob);
+        let len = range.end - range.start;
+        flip(&v, i, &p.blob, len - 36 - 20, 3); // inside the last chunk, before the trailer
     }
     for _ in 0..5 {
         assert!(read_all(&v.engine, "bkt", "k").await.unwrap() == data);

@@ -310,6 +310,20 @@ fn write_batch(
     Ok(f)
 }
 
+/// Reads `want` bytes at `pos` of a file no one else reads at the same time into a new
+/// buffer, without zeroing it first; a short file is `UnexpectedEof`.
+fn read_fresh(file: &std::fs::File, pos: u64, want: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Seek};
+    let mut f = file;
+    f.seek(std::io::SeekFrom::Start(pos))?;
+    let mut buf = Vec::with_capacity(want);
+    f.take(want as u64).read_to_end(&mut buf)?;
+    if buf.len() < want {
+        return Err(IoKind::UnexpectedEof.into());
+    }
+    Ok(buf)
+}
+
 /// Runs blocking file I/O on tokio's blocking pool; a task that panicked or was cancelled is
 /// an I/O error like any other.
 async fn blocking<T: Send + 'static>(
@@ -370,7 +384,8 @@ impl Provider for LocalDir {
         let provider = self.name.clone();
         let name = blob.as_str().to_string();
         let f = f.into_std().await;
-        // Positioned reads (pread) of READ_CHUNK bytes, each in one blocking task.
+        // Reads of READ_CHUNK bytes, each in one blocking task. The file handle is this
+        // stream's own, so it reads at its position (into spare capacity: no zeroing).
         let stream = futures::stream::try_unfold((Arc::new(f), range.start), move |(f, pos)| {
             let provider = provider.clone();
             let name = name.clone();
@@ -381,11 +396,7 @@ impl Provider for LocalDir {
                 }
                 let want = (end - pos).min(READ_CHUNK as u64) as usize;
                 let file = f.clone();
-                let read = blocking(move || {
-                    let mut buf = vec![0u8; want];
-                    std::os::unix::fs::FileExt::read_exact_at(&*file, &mut buf, pos).map(|()| buf)
-                })
-                .await;
+                let read = blocking(move || read_fresh(&file, pos, want)).await;
                 match read {
                     Ok(buf) => Ok(Some((Bytes::from(buf), (f, pos + want as u64)))),
                     Err(e) if e.kind() == IoKind::UnexpectedEof => Err(ProviderError::new(

@@ -32,6 +32,11 @@ mod vault;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc keeps freed stripe and read buffers for reuse instead of returning them to the
+/// kernel and faulting fresh zeroed pages in for the next request.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Archipel: a sovereign object store that keeps each object encrypted and erasure-coded
 /// across independent storage providers.
 #[derive(Parser, Debug)]

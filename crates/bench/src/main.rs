@@ -92,6 +92,19 @@ impl Server {
             .map_or(0.0, |kib| kib / 1024.0)
     }
 
+    /// CPU time (user + system) the gateway process has used so far, in seconds.
+    fn cpu_secs(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks: f64 = [11, 12]
+            .iter()
+            .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
+            .sum();
+        ticks / f64::from(rustix::param::clock_ticks_per_second() as u32)
+    }
+
     fn stop(mut self) -> anyhow::Result<()> {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
@@ -330,13 +343,17 @@ fn body_of(piece: &Bytes, len: usize) -> reqwest::Body {
     reqwest::Body::wrap_stream(s)
 }
 
+/// Large PUTs then GETs: MB/s of each, and the gateway's CPU seconds per GiB of each.
 async fn large_phase(
     c: &Client,
+    server: &Server,
     s: &Sizes,
     piece: &Bytes,
     providers: &Path,
-) -> anyhow::Result<(f64, f64)> {
+) -> anyhow::Result<(f64, f64, f64, f64)> {
     let total = (s.large_count * s.large_size) as u64;
+    let gib = total as f64 / (1u64 << 30) as f64;
+    let cpu = server.cpu_secs();
     let t = Instant::now();
     futures::stream::iter(0..s.large_count)
         .map(|i| {
@@ -351,9 +368,12 @@ async fn large_phase(
         .try_collect::<Vec<()>>()
         .await?;
     let put = mbps(total, t.elapsed());
+    let put_cpu = (server.cpu_secs() - cpu) / gib;
     evict(providers)?;
+    let cpu = server.cpu_secs();
     let get = get_large(c, s).await?;
-    Ok((put, get))
+    let get_cpu = (server.cpu_secs() - cpu) / gib;
+    Ok((put, get, put_cpu, get_cpu))
 }
 
 async fn get_large(c: &Client, s: &Sizes) -> anyhow::Result<f64> {
@@ -472,7 +492,7 @@ async fn main() -> anyhow::Result<()> {
             small_size: 4096,
             small_conc: 16,
             huge_size: 4096 * MIB,
-            latency_gets: 200,
+            latency_gets: 1000,
         }
     };
     let bin = match &args.archipel {
@@ -517,7 +537,10 @@ async fn main() -> anyhow::Result<()> {
             sizes.large_conc,
             &piece,
         )?;
-        let (put, get) = large_phase(&c, &sizes, &piece, &root.join("providers")).await?;
+        let (put, get, put_cpu, get_cpu) = match &server {
+            Some(srv) => large_phase(&c, srv, &sizes, &piece, &root.join("providers")).await?,
+            None => bail!("the gateway is not running"),
+        };
         println!(
             "large objects, {} × {} MiB, {} at a time (baseline: the same bytes × 1.5 to the same disk, fsync'd; reads after evicting the page cache)",
             sizes.large_count,
@@ -525,11 +548,11 @@ async fn main() -> anyhow::Result<()> {
             sizes.large_conc
         );
         println!(
-            "  PUT {put:7.0} MB/s   baseline {raw_w:7.0} MB/s   ratio {:.2}",
+            "  PUT {put:7.0} MB/s   baseline {raw_w:7.0} MB/s   ratio {:.2}   gateway CPU {put_cpu:.2} s/GiB",
             put / raw_w
         );
         println!(
-            "  GET {get:7.0} MB/s   baseline {raw_r:7.0} MB/s   ratio {:.2}",
+            "  GET {get:7.0} MB/s   baseline {raw_r:7.0} MB/s   ratio {:.2}   gateway CPU {get_cpu:.2} s/GiB",
             get / raw_r
         );
         if let Some(s) = server.take() {
@@ -559,6 +582,7 @@ async fn main() -> anyhow::Result<()> {
             json!({"count": sizes.large_count, "size": sizes.large_size, "concurrency": sizes.large_conc,
                 "baseline_write_mbps": raw_w, "baseline_read_mbps": raw_r,
                 "put_mbps": put, "get_mbps": get, "degraded_get_mbps": degraded,
+                "put_gateway_cpu_s_per_gib": put_cpu, "get_gateway_cpu_s_per_gib": get_cpu,
                 "put_ratio": put / raw_w, "get_ratio": get / raw_r, "degraded_ratio": degraded / get}),
         );
     }

@@ -3,7 +3,7 @@
 //! A blob of at most 128 KiB ([`pack::PACK_MAX`]) is a record appended to a pack file under
 //! `ROOT/.packs`, made durable by group commit (see [`pack`]). A larger blob `a/b` is the file
 //! `ROOT/a/b`: a put writes `ROOT/.tmp/<random>.part` (in batches of up to 1 MiB, one
-//! blocking-pool hop each), fsyncs it, then renames it into place (or hard-links it, for an
+//! blocking-pool hop each; with direct I/O where possible, see [`direct`]), fsyncs it, then renames it into place (or hard-links it, for an
 //! atomic create-only put) and fsyncs the parent directory, so a crash never leaves a partial
 //! blob visible: at worst a `.part` file, which the next open removes.
 
@@ -14,12 +14,13 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
-use std::io::Write;
 use std::sync::Arc;
 
 use crate::error::{ErrorKind, ProviderError, Result};
+use direct::TmpWriter;
 use pack::{Appended, Packs};
 
+mod direct;
 mod pack;
 use crate::name::BlobName;
 use crate::provider::{
@@ -208,7 +209,7 @@ impl LocalDir {
         ));
         let dest = self.path(blob);
         let parent = dest.parent().unwrap_or(&self.root).to_path_buf();
-        let mut file: Option<Arc<std::fs::File>> = None;
+        let mut file: Option<TmpWriter> = None;
         let res = async {
             let mut size = 0u64;
             let mut batch: Vec<Bytes> = Vec::new();
@@ -238,6 +239,7 @@ impl LocalDir {
             let name = blob.as_str().to_string();
             blocking_steps(move || {
                 let f = write_batch(f, &t, &batch).map_err(|e| ("writing", e))?;
+                let f = f.finish().map_err(|e| ("writing", e))?;
                 f.sync_all().map_err(|e| ("fsync", e))?;
                 drop(f);
                 std::fs::create_dir_all(&parent).map_err(|e| ("creating parent directory", e))?;
@@ -294,19 +296,13 @@ async fn blocking_steps<T: Send + 'static>(
 /// Bytes gathered before one write to the temp file.
 const WRITE_BATCH: usize = 1024 * 1024;
 
-/// Writes `batch` to `file`, creating the temp file `tmp` first if needed.
-fn write_batch(
-    file: Option<Arc<std::fs::File>>,
-    tmp: &Path,
-    batch: &[Bytes],
-) -> std::io::Result<Arc<std::fs::File>> {
-    let f = match file {
+/// Writes `batch` to the temp file, creating it (`tmp`) first if needed.
+fn write_batch(file: Option<TmpWriter>, tmp: &Path, batch: &[Bytes]) -> std::io::Result<TmpWriter> {
+    let mut f = match file {
         Some(f) => f,
-        None => Arc::new(std::fs::File::create(tmp)?),
+        None => TmpWriter::create(tmp)?,
     };
-    for piece in batch {
-        (&*f).write_all(piece)?;
-    }
+    f.write(batch)?;
     Ok(f)
 }
 
@@ -371,34 +367,51 @@ impl Provider for LocalDir {
             .map_err(|e| self.io_err("get", Some(blob), &e, "reading the pack"))?;
             return Ok(futures::stream::once(async move { Ok(Bytes::from(bytes)) }).boxed());
         }
-        let f = tokio::fs::File::open(self.path(blob))
-            .await
-            .map_err(|e| self.io_err("get", Some(blob), &e, "opening"))?;
-        let size = f
-            .metadata()
-            .await
-            .map_err(|e| self.io_err("get", Some(blob), &e, "stat"))?
-            .len();
+        let path = self.path(blob);
+        let (f, direct, size) = {
+            let path = path.clone();
+            blocking(move || direct::open_read(&path))
+                .await
+                .map_err(|e| self.io_err("get", Some(blob), &e, "opening"))?
+        };
         let range = range.unwrap_or(0..size);
         check_range(&self.name, blob, &range, size)?;
         let provider = self.name.clone();
         let name = blob.as_str().to_string();
-        let f = f.into_std().await;
-        // Reads of READ_CHUNK bytes, each in one blocking task. The file handle is this
-        // stream's own, so it reads at its position (into spare capacity: no zeroing).
-        let stream = futures::stream::try_unfold((Arc::new(f), range.start), move |(f, pos)| {
+        // Reads of up to READ_CHUNK bytes (ending on READ_CHUNK boundaries), each in one
+        // blocking task, direct from the disk where possible. The file handle is this
+        // stream's own.
+        let state = (Arc::new(f), direct, range.start);
+        let stream = futures::stream::try_unfold(state, move |(f, direct, pos)| {
             let provider = provider.clone();
             let name = name.clone();
+            let path = path.clone();
             let end = range.end;
             async move {
                 if pos >= end {
                     return Ok(None);
                 }
-                let want = (end - pos).min(READ_CHUNK as u64) as usize;
+                let want = (end - pos).min(READ_CHUNK as u64 - pos % READ_CHUNK as u64) as usize;
                 let file = f.clone();
-                let read = blocking(move || read_fresh(&file, pos, want)).await;
+                let read = blocking(move || {
+                    if direct {
+                        match direct::read_direct(&file, pos, want) {
+                            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+                            other => return other.map(|b| (b, None)),
+                        }
+                        // Turned down after all: buffered from here on.
+                        let buffered = std::fs::File::open(&path)?;
+                        let b = read_fresh(&buffered, pos, want)?;
+                        return Ok((Bytes::from(b), Some(Arc::new(buffered))));
+                    }
+                    read_fresh(&file, pos, want).map(|b| (Bytes::from(b), None))
+                })
+                .await;
                 match read {
-                    Ok(buf) => Ok(Some((Bytes::from(buf), (f, pos + want as u64)))),
+                    Ok((bytes, None)) => Ok(Some((bytes, (f, direct, pos + want as u64)))),
+                    Ok((bytes, Some(buffered))) => {
+                        Ok(Some((bytes, (buffered, false, pos + want as u64))))
+                    }
                     Err(e) if e.kind() == IoKind::UnexpectedEof => Err(ProviderError::new(
                         ErrorKind::InvalidRange,
                         &provider,

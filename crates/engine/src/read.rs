@@ -6,8 +6,10 @@
 //! shards first, so a healthy read needs no reconstruction). More readers are started —
 //! from the current stripe on — when
 //!
-//! * a chunk is late: nothing arrived within the hedge delay (the waited-for providers' recent
-//!   p95, or a configured delay), the classic hedged request;
+//! * a chunk is late: a reader's first byte did not arrive within the hedge delay (the
+//!   provider's recent p95, or a configured delay), the classic hedged request; or, once it is
+//!   streaming, a peer delivered the stripe a hedge delay ago and it still has not (a
+//!   straggler — when every provider is busy, nobody is late and no load is added);
 //! * a reader fails (provider unreachable, blob missing) or a chunk fails verification.
 //!
 //! Once a stripe is decoded, readers that have fallen behind the fastest `k` are stopped, so a
@@ -163,6 +165,10 @@ pub(crate) async fn read_segment<'s>(
     for s in stripes.clone() {
         slots.iter_mut().for_each(|x| *x = None);
         let wait_start = Instant::now();
+        // When the first chunk of this stripe arrived: a reader past its first byte is late
+        // only once a peer has delivered the stripe and it has not (a straggler), never because
+        // every provider is busy — hedging then would only add load.
+        let mut first_arrival: Option<Instant> = None;
         readers.iter_mut().for_each(|r| r.hedged = false);
         let mut plain = Vec::with_capacity(layout.stripe_plain_len(s));
         loop {
@@ -217,12 +223,12 @@ pub(crate) async fn read_segment<'s>(
             }
             // Each reader still owing this stripe gets its own patience (its recent p95); the
             // first to run out of it is hedged, once.
-            let late_at = readers
+            let next_late = readers
                 .iter()
                 .filter(|r| r.alive && !r.hedged && r.delivered.is_none_or(|d| d < s))
-                .map(|r| (wait_start.max(r.started)) + patience(inner, &r.provider))
+                .filter_map(|r| late_at(r, wait_start, first_arrival, inner))
                 .min();
-            let deadline = late_at.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            let deadline = next_late.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             let next = poll_fn(|cx| {
                 for (i, r) in readers.iter_mut().enumerate() {
                     if !r.alive || r.delivered.is_some_and(|d| d >= s) {
@@ -242,6 +248,7 @@ pub(crate) async fn read_segment<'s>(
                             if st == s {
                                 r.delivered = Some(s);
                                 slots[r.shard] = Some(chunk);
+                                first_arrival.get_or_insert_with(Instant::now);
                             }
                             // st < s: a late chunk of a stripe already decoded, dropped.
                         }
@@ -271,7 +278,7 @@ pub(crate) async fn read_segment<'s>(
                         if r.alive
                             && !r.hedged
                             && r.delivered.is_none_or(|d| d < s)
-                            && wait_start.max(r.started) + patience(inner, &r.provider) <= now
+                            && late_at(r, wait_start, first_arrival, inner).is_some_and(|t| t <= now)
                         {
                             r.hedged = true;
                             late += 1;
@@ -328,6 +335,22 @@ fn note_corrupt(readers: &[Reader<'_>], shard: usize, notes: &mut Vec<RepairNote
             notes.push(note);
         }
     }
+}
+
+/// When reader `r`, owing the stripe being waited for since `wait_start`, counts as late:
+/// waiting for its first byte, its patience after it started (or the wait did); streaming, its
+/// patience after the stripe's first chunk arrived from a peer (`None` while none has).
+fn late_at(
+    r: &Reader<'_>,
+    wait_start: Instant,
+    first_arrival: Option<Instant>,
+    inner: &Inner,
+) -> Option<Instant> {
+    let from = match r.delivered {
+        None => wait_start.max(r.started),
+        Some(_) => first_arrival?,
+    };
+    Some(from + patience(inner, &r.provider))
 }
 
 /// How long to wait for a provider's chunk before hedging: the configured delay, or its

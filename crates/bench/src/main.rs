@@ -2,9 +2,11 @@
 //! 127.0.0.1 over six directory providers (4+2) in a temporary directory, drives it with a
 //! concurrent S3 client (SigV4 presigned requests from `rusty-s3`, HTTP from `reqwest`), and
 //! measures in the same run the baseline: the same bytes written (× 1.5, the 4+2 expansion,
-//! with fsync) to and read from the same disk directly. Before each large read phase —
-//! baseline and Archipel alike — the files are evicted from the page cache
-//! (`posix_fadvise(DONTNEED)`), so both read the disk.
+//! with fsync) to and read from the same disk directly, both buffered and with `O_DIRECT`; the
+//! ratios are to the faster of the two. Before each large read phase — baseline and Archipel
+//! alike — the files are evicted from the page cache (`posix_fadvise(DONTNEED)`), so both read
+//! the disk. The gateway's CPU time per GiB (from `/proc`) is reported beside each rate: unlike
+//! the rates, it hardly depends on the (virtual) disk's mood.
 //!
 //! Phases: large objects (PUT and GET, healthy and with two providers emptied), small objects
 //! (PUT and GET rates and latencies), one multi-GiB PUT and GET (the gateway's peak RSS), and
@@ -612,7 +614,7 @@ async fn main() -> anyhow::Result<()> {
             None => bail!("the gateway is not running"),
         };
         println!(
-            "large objects, {} × {} MiB, {} at a time (baseline: the same bytes × 1.5 to the same disk, fsync'd, the faster of buffered and O_DIRECT I/O; buffered reads after evicting the page cache)",
+            "large objects, {} × {} MiB, {} at a time (baseline: the same bytes × 1.5 to the same disk, fsync'd, the faster of buffered and O_DIRECT I/O; reads after evicting the page cache)",
             sizes.large_count,
             sizes.large_size / MIB,
             sizes.large_conc

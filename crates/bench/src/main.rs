@@ -715,8 +715,14 @@ async fn main() -> anyhow::Result<()> {
                 server.stop()?;
             }
         }
-        let (h50, h99) = (quantile_ms(&mut healthy, 0.5), quantile_ms(&mut healthy, 0.99));
-        let (s50, s99) = (quantile_ms(&mut slowed, 0.5), quantile_ms(&mut slowed, 0.99));
+        let (h50, h99) = (
+            quantile_ms(&mut healthy, 0.5),
+            quantile_ms(&mut healthy, 0.99),
+        );
+        let (s50, s99) = (
+            quantile_ms(&mut slowed, 0.5),
+            quantile_ms(&mut slowed, 0.99),
+        );
         println!(
             "GET 1 MiB, one at a time: healthy p50 {h50:.1} ms p99 {h99:.1} ms; one provider +500 ms: p50 {s50:.1} ms p99 {s99:.1} ms (p99 ratio {:.2})",
             s99 / h99

@@ -45,7 +45,9 @@ fn take_buffer() -> Vec<u8> {
 
 fn give_back(buf: Vec<u8>) {
     if buf.len() == DIRECT_BUF + ALIGN {
-        let mut pool = POOL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut pool = POOL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if pool.len() < POOL_MAX {
             pool.push(buf);
         }

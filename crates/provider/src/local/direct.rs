@@ -211,8 +211,13 @@ const DIRECT_READ_MIN: u64 = 1024 * 1024;
 /// Opens a blob's file for reading — with direct I/O if it is large and the file system takes
 /// it; says which, and the file's size.
 pub(crate) fn open_read(path: &Path) -> io::Result<(File, bool, u64)> {
+    use std::os::unix::fs::MetadataExt;
     let file = File::open(path)?;
-    let size = file.metadata()?.len();
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::ErrorKind::NotFound.into()); // a directory is no blob
+    }
+    let size = meta.len();
     if size < DIRECT_READ_MIN {
         return Ok((file, false, size));
     }
@@ -221,7 +226,9 @@ pub(crate) fn open_read(path: &Path) -> io::Result<(File, bool, u64)> {
         .custom_flags(libc::O_DIRECT)
         .open(path)
     {
-        Ok(direct) => Ok((direct, true, size)),
+        // The same file (not one renamed into place in between), or the first handle.
+        Ok(direct) if direct.metadata()?.ino() == meta.ino() => Ok((direct, true, size)),
+        Ok(_) => Ok((file, false, size)),
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok((file, false, size)),
         Err(e) => Err(e),
     }

@@ -28,7 +28,7 @@
 //! copied to the active pack, made durable, and the old pack is removed.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::ops::Bound;
 use std::os::unix::fs::FileExt;
@@ -81,6 +81,9 @@ struct State {
     packs: BTreeMap<u32, PackFile>,
     active: u32,
     compacting: bool,
+    /// Packs holding records copied by compaction that are not known durable yet: synced
+    /// before any pack is removed.
+    moved_into: Vec<Arc<File>>,
 }
 
 /// A blob found in a pack.
@@ -98,9 +101,14 @@ pub(crate) struct Packed {
 /// What an append found and did.
 #[derive(Debug)]
 pub(crate) enum Appended {
-    /// The record is written (not yet durable); `file_exists` says a file of the same name is
-    /// there, to be removed once the record is durable.
-    Written { file: Arc<File>, file_exists: bool },
+    /// The record is written (not yet durable). `stale_file` is the inode of a file of the
+    /// same name, to be removed (with [`Packs::remove_stale_file`]) once the record is durable.
+    Written {
+        file: Arc<File>,
+        pack: u32,
+        offset: u64,
+        stale_file: Option<u64>,
+    },
     /// A create-only put found the blob already there.
     Exists,
 }
@@ -114,6 +122,8 @@ struct SyncRequest {
 #[derive(Debug)]
 pub(crate) struct Packs {
     dir: PathBuf,
+    /// Holds the directory's exclusive lock while open.
+    _lock: File,
     state: Mutex<State>,
     sync: mpsc::Sender<SyncRequest>,
 }
@@ -170,7 +180,8 @@ struct Scanned {
 /// Reads the records of pack `id` in order; stops at the end or at the first record that is
 /// short or damaged, and says where the valid part ends.
 fn scan(id: u32, file: &File) -> io::Result<(Vec<Scanned>, u64)> {
-    let mut reader = io::BufReader::with_capacity(1 << 20, file);
+    // Positional reads: the handle is shared, and its file position means nothing here.
+    let mut reader = io::BufReader::with_capacity(1 << 20, PosReader { file, pos: 0 });
     let mut out = Vec::new();
     let mut offset = 0u64;
     let mut header = [0u8; HEADER];
@@ -216,6 +227,20 @@ fn scan(id: u32, file: &File) -> io::Result<(Vec<Scanned>, u64)> {
     }
 }
 
+/// Reads a file from offset 0 with `pread`, leaving the handle's position alone.
+struct PosReader<'a> {
+    file: &'a File,
+    pos: u64,
+}
+
+impl Read for PosReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
 /// Fills `buf`; `false` if the stream ended first.
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
     let mut got = 0;
@@ -237,7 +262,7 @@ fn unlinked(f: &File) -> bool {
 }
 
 fn open_pack(path: &Path, create: bool) -> io::Result<File> {
-    std::fs::OpenOptions::new()
+    OpenOptions::new()
         .read(true)
         .write(true)
         .create_new(create)
@@ -247,6 +272,9 @@ fn open_pack(path: &Path, create: bool) -> io::Result<File> {
 /// The sync thread: each round makes everything written before its requests durable, one
 /// `fdatasync` per pack file, and answers them all.
 fn sync_loop(rx: mpsc::Receiver<SyncRequest>) {
+    // Files whose sync once failed: their unsynced pages may have been dropped, and the kernel
+    // reports that only once, so every later sync of them fails too (puts go to a new pack).
+    let mut failed: HashMap<*const File, (io::ErrorKind, String)> = HashMap::new();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while let Ok(more) = rx.try_recv() {
@@ -257,7 +285,16 @@ fn sync_loop(rx: mpsc::Receiver<SyncRequest>) {
             let key = Arc::as_ptr(&req.file);
             let res = done
                 .entry(key)
-                .or_insert_with(|| req.file.sync_data().map_err(|e| (e.kind(), e.to_string())))
+                .or_insert_with(|| {
+                    if let Some(e) = failed.get(&key) {
+                        return Err(e.clone());
+                    }
+                    let res = req.file.sync_data().map_err(|e| (e.kind(), e.to_string()));
+                    if let Err(e) = &res {
+                        failed.insert(key, e.clone());
+                    }
+                    res
+                })
                 .clone();
             let _ = req
                 .done
@@ -272,6 +309,35 @@ impl Packs {
     pub(crate) fn open(root: &Path) -> io::Result<Packs> {
         let dir = root.join(PACK_DIR);
         std::fs::create_dir_all(&dir)?;
+        // One owner at a time: two would append at their own offsets over each other's
+        // records, and cut each other's "torn" tails. An owner that just closed (in this
+        // process, its last task finishing) is waited for briefly.
+        let lock_path = dir.join("lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WouldBlock,
+                        format!(
+                            "{} is in use by another archipel process (lock {})",
+                            root.display(),
+                            lock_path.display()
+                        ),
+                    ));
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            }
+        }
         let mut ids: Vec<u32> = Vec::new();
         for entry in std::fs::read_dir(&dir)? {
             let name = entry?.file_name();
@@ -289,6 +355,7 @@ impl Packs {
             packs: BTreeMap::new(),
             active: 0,
             compacting: false,
+            moved_into: Vec::new(),
         };
         for (i, &id) in ids.iter().enumerate() {
             let file = open_pack(&pack_path(&dir, id), false)?;
@@ -350,6 +417,7 @@ impl Packs {
             .spawn(move || sync_loop(rx))?;
         Ok(Packs {
             dir,
+            _lock: lock,
             state: Mutex::new(state),
             sync: tx,
         })
@@ -435,9 +503,14 @@ impl Packs {
         create: bool,
         file_path: &Path,
     ) -> io::Result<Appended> {
+        use std::os::unix::fs::MetadataExt;
         let mut st = self.lock();
-        let file_exists = file_path.symlink_metadata().is_ok();
-        if create && (file_exists || st.index.contains_key(name)) {
+        let stale_file = file_path
+            .symlink_metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.ino());
+        if create && (stale_file.is_some() || st.index.contains_key(name)) {
             return Ok(Appended::Exists);
         }
         let parts: Vec<&[u8]> = data.iter().map(|b| b.as_ref()).collect();
@@ -454,16 +527,63 @@ impl Packs {
         if let Some(old) = st.index.insert(name.to_string(), loc) {
             st.add_dead(&old);
         }
-        Ok(Appended::Written { file, file_exists })
+        Ok(Appended::Written {
+            file,
+            pack,
+            offset,
+            stale_file,
+        })
+    }
+
+    /// Removes the file `path` of blob `name` (durably) if it is still inode `ino` and the
+    /// blob's current version is still the record at `pack`/`offset` — not if a later put
+    /// replaced either meanwhile. Blocking.
+    pub(crate) fn remove_stale_file(
+        &self,
+        name: &str,
+        pack: u32,
+        offset: u64,
+        ino: u64,
+        path: &Path,
+    ) -> io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let st = self.lock();
+        let current = st
+            .index
+            .get(name)
+            .is_some_and(|l| l.pack == pack && l.offset == offset);
+        let same = path.symlink_metadata().is_ok_and(|m| m.ino() == ino);
+        if current && same {
+            std::fs::remove_file(path)?;
+            if let Some(parent) = path.parent() {
+                File::open(parent)?.sync_all()?;
+            }
+        }
+        drop(st);
+        Ok(())
+    }
+
+    /// Runs `f` (which puts a file in place) under the lock packed puts take, so it cannot
+    /// fall between a packed put's check of the file and that file's removal.
+    pub(crate) fn locked<T>(&self, f: impl FnOnce() -> T) -> T {
+        let st = self.lock();
+        let res = f();
+        drop(st);
+        res
     }
 
     /// Forgets blob `name` if packed, with a tombstone (to be made durable with
     /// [`Packs::sync`]). Blocking.
-    pub(crate) fn remove(&self, name: &str) -> io::Result<Option<Arc<File>>> {
+    ///
+    /// Returns the files to sync before the removal counts: the tombstone's pack and the pack
+    /// of the record it kills (which may not be durable yet — a tombstone that outlived its
+    /// target would not match the older copy a crash brings back).
+    pub(crate) fn remove(&self, name: &str) -> io::Result<Vec<Arc<File>>> {
         let mut st = self.lock();
         let Some(loc) = st.index.get(name).copied() else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
+        let target = st.packs.get(&loc.pack).map(|p| p.file.clone());
         let rec = record(KIND_TOMBSTONE, name, loc.pack, now_ms(), &[])?;
         let (_, _, file) = self.write(&mut st, &rec)?;
         st.index.remove(name);
@@ -472,7 +592,13 @@ impl Packs {
         if let Some(p) = st.packs.get_mut(&active) {
             p.dead += rec.len() as u64;
         }
-        Ok(Some(file))
+        let mut files = vec![file];
+        if let Some(t) = target
+            && !Arc::ptr_eq(&t, &files[0])
+        {
+            files.push(t);
+        }
+        Ok(files)
     }
 
     /// Writes `rec` at the end of the active pack, starting a new pack first if the active one
@@ -504,8 +630,13 @@ impl Packs {
     /// Starts a new active pack.
     fn rotate(&self, st: &mut State) -> io::Result<()> {
         let id = st.packs.keys().next_back().map_or(1, |l| l + 1);
-        let file = open_pack(&pack_path(&self.dir, id), true)?;
-        File::open(&self.dir)?.sync_all()?;
+        let path = pack_path(&self.dir, id);
+        let file = open_pack(&path, true)?;
+        if let Err(e) = File::open(&self.dir).and_then(|d| d.sync_all()) {
+            // Not durable as a name: drop it, so the next rotation can try the same id.
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
         st.packs.insert(
             id,
             PackFile {
@@ -573,31 +704,36 @@ impl Packs {
 
     async fn compact_inner(self: Arc<Self>, id: u32) -> io::Result<()> {
         let packs = self.clone();
-        let touched = tokio::task::spawn_blocking(move || packs.copy_live(id))
+        tokio::task::spawn_blocking(move || packs.copy_live(id))
             .await
             .map_err(io::Error::other)??;
-        for f in touched {
-            self.sync(f).await?;
+        // Every copy made so far (by this compaction or one that failed before) durable
+        // before the pack is removed.
+        let moved = self.lock().moved_into.clone();
+        for f in &moved {
+            self.sync(f.clone()).await?;
         }
-        {
-            let mut st = self.lock();
-            if st.index.values().any(|l| l.pack == id) {
-                return Ok(()); // cannot happen (only the active pack is written); keep it
-            }
-            st.packs.remove(&id);
+        self.lock()
+            .moved_into
+            .retain(|f| !moved.iter().any(|m| Arc::ptr_eq(m, f)));
+        if self.lock().index.values().any(|l| l.pack == id) {
+            return Ok(()); // cannot happen (only the active pack is written); keep it
         }
+        // Gone from disk first: a pack still there must stay known, or tombstones aimed at
+        // it would be dropped by later compactions.
         std::fs::remove_file(pack_path(&self.dir, id))?;
-        File::open(&self.dir)?.sync_all()
+        File::open(&self.dir)?.sync_all()?;
+        self.lock().packs.remove(&id);
+        Ok(())
     }
 
     /// Copies the live records of pack `id`, and its tombstones that still delete a record in
-    /// another pack, to the active pack; returns the files written to. Blocking.
-    fn copy_live(&self, id: u32) -> io::Result<Vec<Arc<File>>> {
+    /// another pack, to the active pack; the packs written to join `moved_into`. Blocking.
+    fn copy_live(&self, id: u32) -> io::Result<()> {
         let Some(old) = self.lock().packs.get(&id).map(|p| p.file.clone()) else {
-            return Ok(Vec::new());
+            return Ok(());
         };
         let (records, _) = scan(id, &old)?;
-        let mut touched: Vec<Arc<File>> = Vec::new();
         for r in records {
             let mut data = vec![0u8; r.loc.len as usize];
             if r.kind == KIND_BLOB {
@@ -627,11 +763,11 @@ impl Packs {
             } else if let Some(p) = st.packs.get_mut(&pack) {
                 p.dead += rec.len() as u64;
             }
-            if !touched.iter().any(|f| Arc::ptr_eq(f, &file)) {
-                touched.push(file);
+            if !st.moved_into.iter().any(|f| Arc::ptr_eq(f, &file)) {
+                st.moved_into.push(file);
             }
         }
-        Ok(touched)
+        Ok(())
     }
 }
 

@@ -19,9 +19,11 @@
 //! ```
 //!
 //! A tombstone deletes the blob's record if that record is in pack `target`; so a tombstone
-//! stays meaningful wherever it is copied. A scan stops at the first record that is short or
-//! fails its checksum — the tail of a put that was never acknowledged, since a sync covers
-//! everything written before it — and the active pack is cut back there.
+//! stays meaningful wherever it is copied. A scan skips a record that is short or fails its
+//! checksum and resumes at the next valid record, so damage costs only the records it hits;
+//! behind the last valid record there can only be the tail of a put that was never
+//! acknowledged (a sync covers everything written before it), and the active pack is cut back
+//! there.
 //!
 //! A pack that is no longer active and whose records are at least half dead (replaced or
 //! deleted) is compacted in the background: live records and still-needed tombstones are
@@ -177,54 +179,75 @@ struct Scanned {
     loc: Loc,
 }
 
-/// Reads the records of pack `id` in order; stops at the end or at the first record that is
-/// short or damaged, and says where the valid part ends.
+/// Reads the records of pack `id` in order and says where the last valid one ends. A record
+/// that is short or fails its checksum is skipped: the scan looks for the next offset where a
+/// whole, valid record starts, so one damaged record does not hide the ones after it (behind
+/// the last valid record there is only the torn tail of an unacknowledged put).
 fn scan(id: u32, file: &File) -> io::Result<(Vec<Scanned>, u64)> {
     // Positional reads: the handle is shared, and its file position means nothing here.
-    let mut reader = io::BufReader::with_capacity(1 << 20, PosReader { file, pos: 0 });
+    let mut data = Vec::new();
+    PosReader { file, pos: 0 }.read_to_end(&mut data)?;
     let mut out = Vec::new();
-    let mut offset = 0u64;
-    let mut header = [0u8; HEADER];
-    let mut body = Vec::new();
-    loop {
-        if !read_full(&mut reader, &mut header)? || &header[..4] != MAGIC {
-            return Ok((out, offset));
+    let (mut at, mut valid) = (0usize, 0u64);
+    while at < data.len() {
+        match parse(id, &data, at) {
+            Some(r) => {
+                at += r.loc.record_len() as usize;
+                valid = at as u64;
+                out.push(r);
+            }
+            // Damaged or torn: resume at the next magic that starts a valid record.
+            None => match find_magic(&data, at + 1) {
+                Some(next) => at = next,
+                None => break,
+            },
         }
-        let kind = header[4];
-        let name_len = u16::from_le_bytes([header[6], header[7]]);
-        let len = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
-        let target = u32::from_le_bytes([header[12], header[13], header[14], header[15]]);
-        let mut mtime = [0u8; 8];
-        mtime.copy_from_slice(&header[16..24]);
-        let crc = u32::from_le_bytes([header[24], header[25], header[26], header[27]]);
-        if u64::from(len) > PACK_MAX || !(kind == KIND_BLOB || kind == KIND_TOMBSTONE) {
-            return Ok((out, offset));
-        }
-        body.resize(usize::from(name_len) + len as usize, 0);
-        if !read_full(&mut reader, &mut body)? {
-            return Ok((out, offset));
-        }
-        if crc32c::crc32c_append(crc32c::crc32c(&header[4..24]), &body) != crc {
-            return Ok((out, offset));
-        }
-        let Ok(name) = std::str::from_utf8(&body[..usize::from(name_len)]) else {
-            return Ok((out, offset));
-        };
-        let loc = Loc {
+    }
+    Ok((out, valid))
+}
+
+/// The first offset at or after `from` where the magic starts.
+fn find_magic(data: &[u8], from: usize) -> Option<usize> {
+    data.get(from..)?
+        .windows(MAGIC.len())
+        .position(|w| w == MAGIC)
+        .map(|i| from + i)
+}
+
+/// The record starting at `at`, if it is whole and its checksum holds.
+fn parse(id: u32, data: &[u8], at: usize) -> Option<Scanned> {
+    let header = data.get(at..at + HEADER)?;
+    if &header[..4] != MAGIC {
+        return None;
+    }
+    let kind = header[4];
+    let name_len = u16::from_le_bytes([header[6], header[7]]);
+    let len = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
+    let target = u32::from_le_bytes([header[12], header[13], header[14], header[15]]);
+    let mut mtime = [0u8; 8];
+    mtime.copy_from_slice(&header[16..24]);
+    let crc = u32::from_le_bytes([header[24], header[25], header[26], header[27]]);
+    if u64::from(len) > PACK_MAX || !(kind == KIND_BLOB || kind == KIND_TOMBSTONE) {
+        return None;
+    }
+    let body_start = at + HEADER;
+    let body = data.get(body_start..body_start + usize::from(name_len) + len as usize)?;
+    if crc32c::crc32c_append(crc32c::crc32c(&header[4..24]), body) != crc {
+        return None;
+    }
+    let name = std::str::from_utf8(&body[..usize::from(name_len)]).ok()?;
+    Some(Scanned {
+        kind,
+        name: name.to_string(),
+        target,
+        loc: Loc {
             pack: id,
-            offset,
+            offset: at as u64,
             name_len,
             len,
             mtime_ms: u64::from_le_bytes(mtime),
-        };
-        offset += loc.record_len();
-        out.push(Scanned {
-            kind,
-            name: name.to_string(),
-            target,
-            loc,
-        });
-    }
+        },
+    })
 }
 
 /// Reads a file from offset 0 with `pread`, leaving the handle's position alone.
@@ -239,20 +262,6 @@ impl Read for PosReader<'_> {
         self.pos += n as u64;
         Ok(n)
     }
-}
-
-/// Fills `buf`; `false` if the stream ended first.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..]) {
-            Ok(0) => return Ok(false),
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(true)
 }
 
 /// Whether the file was removed from its directory (it may still be open here).

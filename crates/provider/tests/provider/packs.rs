@@ -302,3 +302,39 @@ async fn packs_removed_behind_the_providers_back_are_lost_not_served() {
     // A put cannot land in a removed pack: it fails rather than vanish.
     assert!(p.put_bytes(&name("g/b"), bytes(2, 100)).await.is_err());
 }
+
+#[tokio::test]
+async fn a_damaged_record_costs_only_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = LocalDir::open("disk", dir.path()).await.unwrap();
+    for i in 0..5u8 {
+        p.put_bytes(&name(&format!("d/{i}")), bytes(i, 2000))
+            .await
+            .unwrap();
+    }
+    let (pack, range) = p.locate(&name("d/2")).unwrap();
+    drop(p);
+    // Flip a byte in the middle of the third blob's data: its CRC fails.
+    let mut raw = std::fs::read(&pack).unwrap();
+    raw[(range.start + 1000) as usize] ^= 0x40;
+    std::fs::write(&pack, &raw).unwrap();
+
+    let p = LocalDir::open("disk", dir.path()).await.unwrap();
+    for i in [0u8, 1, 3, 4] {
+        assert_eq!(
+            p.get_bytes(&name(&format!("d/{i}")), None).await.unwrap(),
+            bytes(i, 2000),
+            "blob {i} after the damaged one"
+        );
+    }
+    assert_eq!(
+        p.get_bytes(&name("d/2"), None).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    // Nothing valid was cut, and the pack takes new records that survive a restart.
+    assert_eq!(std::fs::metadata(&pack).unwrap().len(), raw.len() as u64);
+    p.put_bytes(&name("d/5"), bytes(5, 10)).await.unwrap();
+    drop(p);
+    let p = LocalDir::open("disk", dir.path()).await.unwrap();
+    assert_eq!(names(&p, "d/").await.len(), 5);
+}

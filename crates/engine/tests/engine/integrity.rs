@@ -110,24 +110,7 @@ async fn a_corrupt_chunk_on_read_is_replaced_from_parity() {
         .await
         .unwrap();
     // Corrupt the first chunk of two data shards (the header is ~150 bytes; chunks follow).
-    let m = {
-        let bytes = v
-            .meta
-            .get(
-                &archipel_meta::BucketName::s3("bkt").unwrap(),
-                &archipel_meta::ObjectKey::new("k").unwrap(),
-            )
-            .await
-            .unwrap()
-            .unwrap()
-            .version
-            .manifest;
-        archipel_codec::Manifest::decode(
-            &bytes,
-            &archipel_codec::MasterKey::from_bytes(crate::harness::KEY).manifest_key(),
-        )
-        .unwrap()
-    };
+    let m = manifest(&v).await;
     let seg = &m.segments[0];
     for p in seg.placement.iter().filter(|p| p.shard.0 < 2) {
         let i = v.index(&p.provider);

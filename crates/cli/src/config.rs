@@ -24,16 +24,12 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 use zeroize::Zeroizing;
 
-/// Where `archipel serve` listens unless told otherwise.
-pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
-/// Where the admin endpoints listen unless told otherwise.
-pub(crate) const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9001";
-/// The data directory unless told otherwise.
-pub(crate) const DEFAULT_DATA_DIR: &str = "archipel-data";
-/// The region clients sign for unless told otherwise.
-pub(crate) const DEFAULT_REGION: &str = "us-east-1";
-/// How many local-directory providers the zero-configuration vault gets.
-pub(crate) const DEMO_PROVIDERS: usize = 6;
+pub(crate) use archipel_vault::{
+    DEFAULT_ADMIN_LISTEN, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_REGION, DEMO_PROVIDERS,
+    KeySpec as KeySetting, Listen, MetaSpec as MetaSetting, ProviderBackend,
+    ProviderSpec as ProviderSetting, VaultSpec as Settings, passphrase_from_env,
+    valid_provider_name,
+};
 
 // ---------------------------------------------------------------------------------------------
 // The file, as serde sees it.
@@ -118,27 +114,6 @@ where
         s.0.parse::<T>()
             .map(Parsed)
             .map_err(|e| D::Error::custom(format!("{:?}: {e}", s.0)))
-    }
-}
-
-/// A listen address, or `off`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Listen {
-    /// Not listening.
-    Off,
-    /// Listening on this address.
-    At(SocketAddr),
-}
-
-impl FromStr for Listen {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        if s.eq_ignore_ascii_case("off") {
-            return Ok(Listen::Off);
-        }
-        s.parse::<SocketAddr>().map(Listen::At).map_err(|_| {
-            format!("{s:?} is not a listen address (like 127.0.0.1:9000 or [::1]:9000) or `off`")
-        })
     }
 }
 
@@ -262,222 +237,20 @@ struct PolicySection {
     allowed_jurisdictions: Option<Vec<Str>>,
 }
 
-// ---------------------------------------------------------------------------------------------
-// What the rest of the binary uses.
-
-/// Where the metadata lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum MetaSetting {
-    /// Embedded SQLite in this directory.
-    Embedded(PathBuf),
-    /// PostgreSQL.
-    Postgres {
-        /// `postgres://…` (may hold a password: never printed).
-        url: String,
-        /// Schema to use instead of the default search path.
-        schema: Option<String>,
-        /// Pool size.
-        max_connections: Option<u32>,
-    },
+/// Reads and checks the configuration file at `path`.
+pub(crate) fn load(path: &Path) -> anyhow::Result<Settings> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+    parse(&text, path)
 }
 
-/// Where the master key comes from.
-#[derive(Clone, Default)]
-pub(crate) struct KeySetting {
-    /// The key file, when configured explicitly.
-    pub(crate) file: Option<PathBuf>,
-    /// The passphrase (from the file or `ARCHIPEL_PASSPHRASE`).
-    pub(crate) passphrase: Option<Zeroizing<String>>,
-}
-
-impl fmt::Debug for KeySetting {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeySetting")
-            .field("file", &self.file)
-            .field("passphrase", &self.passphrase.as_ref().map(|_| "…"))
-            .finish()
-    }
-}
-
-/// How to reach a provider.
-#[derive(Clone)]
-pub(crate) enum ProviderBackend {
-    /// A local directory.
-    Dir(PathBuf),
-    /// An S3-compatible bucket.
-    S3(S3Config),
-    /// A WebDAV folder.
-    WebDav(WebDavConfig),
-}
-
-impl ProviderBackend {
-    /// `dir`, `s3` or `webdav`.
-    pub(crate) fn kind(&self) -> &'static str {
-        match self {
-            ProviderBackend::Dir(_) => Kind::Dir.as_str(),
-            ProviderBackend::S3(_) => Kind::S3.as_str(),
-            ProviderBackend::WebDav(_) => Kind::Webdav.as_str(),
-        }
-    }
-
-    /// Where it is, for humans (no credentials).
-    pub(crate) fn location(&self) -> String {
-        match self {
-            ProviderBackend::Dir(p) => p.display().to_string(),
-            ProviderBackend::S3(c) => format!("{}/{}", c.endpoint.trim_end_matches('/'), c.bucket),
-            ProviderBackend::WebDav(c) => {
-                format!(
-                    "{}/{}",
-                    c.endpoint.trim_end_matches('/'),
-                    c.root.trim_matches('/')
-                )
-            }
-        }
-    }
-}
-
-/// One provider, resolved.
-#[derive(Clone)]
-pub(crate) struct ProviderSetting {
-    /// Placement labels (name, operator, jurisdiction, weight, state).
-    pub(crate) info: ProviderInfo,
-    /// How to reach it.
-    pub(crate) backend: ProviderBackend,
-    /// Where it is declared ("archipel.toml line 12"), for error messages.
-    pub(crate) origin: Option<String>,
-    /// Concurrent requests at most.
-    pub(crate) concurrency: usize,
-    /// Deadline of one request (and of each gap in a read).
-    pub(crate) request_timeout: Duration,
-    /// Deadline of one whole put.
-    pub(crate) put_timeout: Duration,
-    /// Extra delay on every request (tests and benchmarks only; zero otherwise).
-    pub(crate) inject_latency: Duration,
-}
-
-impl fmt::Debug for ProviderSetting {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ProviderSetting")
-            .field("name", &self.info.name)
-            .field("kind", &self.backend.kind())
-            .field("location", &self.backend.location())
-            .finish_non_exhaustive()
-    }
-}
-
-impl ProviderSetting {
-    /// `provider `name`` plus where it is declared, for messages.
-    pub(crate) fn describe(&self) -> String {
-        match &self.origin {
-            Some(o) => format!("provider `{}` ({o})", self.info.name),
-            None => format!("provider `{}`", self.info.name),
-        }
-    }
-}
-
-/// Everything `archipel serve` and the operator commands need, resolved.
-#[derive(Clone)]
-pub(crate) struct Settings {
-    /// The configuration file, if any (`None` = zero configuration).
-    pub(crate) config_path: Option<PathBuf>,
-    /// The S3 listener.
-    pub(crate) listen: SocketAddr,
-    /// The admin listener.
-    pub(crate) admin_listen: Listen,
-    /// The vault's data directory (key, credentials, vault header, embedded metadata).
-    pub(crate) data_dir: PathBuf,
-    /// The region clients sign for.
-    pub(crate) region: String,
-    /// Domain for virtual-hosted-style requests.
-    pub(crate) domain: Option<String>,
-    /// Root credentials from the file (else the environment, else the data directory).
-    pub(crate) root_credentials: Option<(String, Zeroizing<String>)>,
-    /// The metadata store.
-    pub(crate) meta: MetaSetting,
-    /// The master key's source.
-    pub(crate) key: KeySetting,
-    /// The providers.
-    pub(crate) providers: Vec<ProviderSetting>,
-    /// The default policy for new buckets (`None` = [`Policy::default_for`] the providers).
-    pub(crate) policy: Option<Policy>,
-}
-
-impl fmt::Debug for Settings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Credentials and the metadata URL (which may hold a password) stay out.
-        f.debug_struct("Settings")
-            .field("config_path", &self.config_path)
-            .field("listen", &self.listen)
-            .field("admin_listen", &self.admin_listen)
-            .field("data_dir", &self.data_dir)
-            .field("region", &self.region)
-            .field("key", &self.key)
-            .field("providers", &self.providers)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Settings {
-    /// Whether this is the zero-configuration demo vault.
-    pub(crate) fn is_demo(&self) -> bool {
-        self.config_path.is_none()
-    }
-
-    /// The zero-configuration vault in `data_dir`: embedded metadata, six local directories.
-    pub(crate) fn zero_config(data_dir: &Path) -> anyhow::Result<Settings> {
-        let providers = (1..=DEMO_PROVIDERS)
-            .map(|i| {
-                dir_provider(
-                    &format!("p{i}"),
-                    data_dir.join("providers").join(format!("p{i}")),
-                    None,
-                )
-            })
-            .collect();
-        Ok(Settings {
-            config_path: None,
-            listen: parse_const(DEFAULT_LISTEN)?,
-            admin_listen: Listen::At(parse_const(DEFAULT_ADMIN_LISTEN)?),
-            data_dir: data_dir.to_path_buf(),
-            region: DEFAULT_REGION.into(),
-            domain: None,
-            root_credentials: None,
-            meta: MetaSetting::Embedded(data_dir.join("meta")),
-            key: KeySetting::default(),
-            providers,
-            policy: None,
-        })
-    }
-
-    /// Reads and checks the configuration file at `path`.
-    pub(crate) fn load(path: &Path) -> anyhow::Result<Settings> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
-        Self::parse(&text, path)
-    }
-
-    /// Parses and checks configuration `text` read from `path`.
-    pub(crate) fn parse(text: &str, path: &Path) -> anyhow::Result<Settings> {
-        let shown = path.display().to_string();
-        let file = parse_file(text, &shown)?;
-        // Paths in the file are relative to its directory (none for a bare file name).
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        resolve(file, text, &shown, &base, path)
-    }
-
-    /// Applies command-line overrides.
-    pub(crate) fn override_with(
-        &mut self,
-        listen: Option<SocketAddr>,
-        admin_listen: Option<Listen>,
-    ) {
-        if let Some(l) = listen {
-            self.listen = l;
-        }
-        if let Some(a) = admin_listen {
-            self.admin_listen = a;
-        }
-    }
+/// Parses and checks configuration `text` read from `path`.
+pub(crate) fn parse(text: &str, path: &Path) -> anyhow::Result<Settings> {
+    let shown = path.display().to_string();
+    let file = parse_file(text, &shown)?;
+    // Paths in the file are relative to its directory (none for a bare file name).
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    resolve(file, text, &shown, &base, path)
 }
 
 fn parse_const<T: FromStr>(s: &str) -> anyhow::Result<T>
@@ -486,24 +259,6 @@ where
 {
     s.parse::<T>()
         .map_err(|e| anyhow::anyhow!("built-in default {s:?}: {e}"))
-}
-
-fn dir_provider(name: &str, path: PathBuf, origin: Option<String>) -> ProviderSetting {
-    ProviderSetting {
-        info: ProviderInfo {
-            name: name.to_string(),
-            operator: "self".into(),
-            jurisdiction: "local".into(),
-            weight: 1,
-            state: ProviderState::Active,
-        },
-        backend: ProviderBackend::Dir(path),
-        origin,
-        concurrency: 64,
-        request_timeout: Duration::from_secs(60),
-        put_timeout: Duration::from_secs(6 * 3600),
-        inject_latency: Duration::ZERO,
-    }
 }
 
 /// 1-based line and column of byte `offset` in `text`.
@@ -644,14 +399,6 @@ fn resolve(
     })
 }
 
-/// `ARCHIPEL_PASSPHRASE`, when set and non-empty.
-pub(crate) fn passphrase_from_env() -> Option<Zeroizing<String>> {
-    std::env::var("ARCHIPEL_PASSPHRASE")
-        .ok()
-        .filter(|p| !p.is_empty())
-        .map(Zeroizing::new)
-}
-
 /// The line of the table header `[[provider]]` number `index` (0-based), if it can be found.
 fn section_line(text: &str, header: &str, index: usize) -> Option<usize> {
     text.lines()
@@ -662,14 +409,6 @@ fn section_line(text: &str, header: &str, index: usize) -> Option<usize> {
         })
         .nth(index)
         .map(|(i, _)| i + 1)
-}
-
-/// Whether `name` may name a provider: letters, digits, `-`, `_` or `.`, not empty.
-pub(crate) fn valid_provider_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 fn resolve_providers(

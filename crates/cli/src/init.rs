@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use archipel_engine::Policy;
 
-use crate::config::{self, Listen, Settings};
+use crate::config::{self, Listen};
 
 /// `archipel init` options.
 #[derive(clap::Args, Debug)]
@@ -257,7 +257,7 @@ pub(crate) fn run(args: &InitArgs) -> anyhow::Result<()> {
     }
     let text = render(args, &cwd)?;
     // What we write must load; the check is the parser `serve --config` uses.
-    Settings::parse(&text, &args.output)
+    crate::config::parse(&text, &args.output)
         .context("these settings do not make a valid configuration")?;
     std::fs::write(&args.output, &text)
         .with_context(|| format!("cannot write {}", args.output.display()))?;

@@ -3,16 +3,17 @@
 //! `admin`: the bucket's own settings). Secrets are sealed under the vault's master key in the
 //! metadata store: `key create` shows a secret once, and nothing can show it again.
 //!
-//! Like the other operator commands these open the vault directly: with the embedded metadata
-//! store, stop `archipel serve` first; with PostgreSQL they run beside the gateways, which see
-//! changes at the next request.
+//! With a gateway serving the vault, these go through its admin API (found at the
+//! configuration's admin address); otherwise they open the vault here. Either way a deleted
+//! key is refused on its next request: the gateway looks keys up on every request.
 
 use anyhow::{anyhow, bail};
-use archipel_engine::{AccessKeyInfo, Permissions};
+use archipel_engine::Permissions;
+use archipel_vault::{KeyView, Perms};
 use serde_json::json;
 
-use crate::open::Vault;
-use crate::ops::{VaultArgs, fmt_time, with_vault};
+use crate::client::Control;
+use crate::ops::{VaultArgs, fmt_time};
 
 /// `archipel key …`.
 #[derive(clap::Subcommand, Debug)]
@@ -52,6 +53,10 @@ impl PermFlags {
 
     fn any(self) -> bool {
         self.read || self.write || self.admin
+    }
+
+    fn perms(self) -> Perms {
+        self.permissions().into()
     }
 }
 
@@ -142,18 +147,25 @@ fn grants_json(grants: &[(String, Permissions)]) -> serde_json::Value {
         .collect()
 }
 
-fn key_json(k: &AccessKeyInfo) -> serde_json::Value {
+fn grants_of(k: &KeyView) -> Vec<(String, Permissions)> {
+    k.grants
+        .iter()
+        .map(|g| (g.bucket.clone(), g.perms.into()))
+        .collect()
+}
+
+fn key_json(k: &KeyView) -> serde_json::Value {
     json!({
         "id": k.id,
         "owner": k.owner,
-        "created": fmt_time(k.created.0),
+        "created": fmt_time(k.created_ms),
         "enabled": k.enabled,
-        "grants": grants_json(&k.grants),
+        "grants": grants_json(&grants_of(k)),
     })
 }
 
 /// The human table of `key list`.
-pub(crate) fn render_list(keys: &[AccessKeyInfo], root: &str) -> String {
+pub(crate) fn render_list(keys: &[KeyView], root: &str) -> String {
     let mut out = String::new();
     if keys.is_empty() {
         out.push_str("no access keys (create one with `archipel key create --owner NAME --bucket BUCKET --read`)\n");
@@ -173,7 +185,7 @@ pub(crate) fn render_list(keys: &[AccessKeyInfo], root: &str) -> String {
             let grants = if k.grants.is_empty() {
                 "(none)".to_string()
             } else {
-                k.grants
+                grants_of(k)
                     .iter()
                     .map(|(b, p)| format!("{b}: {}", perms_text(*p)))
                     .collect::<Vec<_>>()
@@ -183,7 +195,7 @@ pub(crate) fn render_list(keys: &[AccessKeyInfo], root: &str) -> String {
                 "{:wi$}  {:wo$}  {:20}  {:8}  {}\n",
                 k.id,
                 owner_text(&k.owner),
-                fmt_time(k.created.0),
+                fmt_time(k.created_ms),
                 if k.enabled { "enabled" } else { "disabled" },
                 grants
             ));
@@ -199,11 +211,7 @@ fn owner_text(owner: &str) -> &str {
     if owner.is_empty() { "-" } else { owner }
 }
 
-fn not_found(id: &str) -> anyhow::Error {
-    anyhow!("no access key {id:?} (see `archipel key list`)")
-}
-
-/// Runs `archipel key …`.
+/// Runs `archipel key …` (through the gateway's admin API when one serves the vault).
 pub(crate) async fn key(cmd: KeyCmd) -> anyhow::Result<()> {
     match cmd {
         KeyCmd::Create(a) => {
@@ -213,39 +221,26 @@ pub(crate) async fn key(cmd: KeyCmd) -> anyhow::Result<()> {
             if a.bucket.is_some() && !a.perms.any() {
                 bail!("--bucket needs at least one of --read, --write, --admin");
             }
-            with_vault(&a.vault, async |v: &Vault| create(v, &a).await).await
+            Control::with(&a.vault, async |c: &Control| create(c, &a).await).await
         }
         KeyCmd::List(a) => {
-            with_vault(&a.vault, async |v: &Vault| {
-                let mut keys = v.engine.list_access_keys().await?;
-                keys.sort_by(|x, y| (&x.owner, &x.id).cmp(&(&y.owner, &y.id)));
+            Control::with(&a.vault, async |c: &Control| {
+                let keys = c.list_keys().await?;
                 if a.json {
                     let out: Vec<_> = keys.iter().map(key_json).collect();
                     println!("{}", serde_json::to_string_pretty(&out)?);
                 } else {
-                    print!("{}", render_list(&keys, &v.credentials.access_key));
+                    print!("{}", render_list(&keys, &c.root_key(&a.vault)));
                 }
                 Ok(())
             })
             .await
         }
         KeyCmd::Delete(a) => {
-            with_vault(&a.vault, async |v: &Vault| {
-                if a.id == v.credentials.access_key {
-                    bail!(
-                        "{} is the root key: it comes from the vault's credentials, not from \
-                         `archipel key`",
-                        a.id
-                    );
-                }
-                let existed = v
-                    .engine
-                    .delete_access_key(&a.id)
+            Control::with(&a.vault, async |c: &Control| {
+                c.delete_key(&a.id)
                     .await
                     .map_err(|e| anyhow!("cannot delete access key {:?}: {e}", a.id))?;
-                if !existed {
-                    return Err(not_found(&a.id));
-                }
                 if a.json {
                     println!("{}", json!({"deleted": a.id}));
                 } else {
@@ -263,23 +258,15 @@ pub(crate) async fn key(cmd: KeyCmd) -> anyhow::Result<()> {
                     a.bucket
                 );
             }
-            with_vault(&a.vault, async |v: &Vault| {
-                if a.id == v.credentials.access_key {
-                    bail!("{} is the root key: it may already do everything", a.id);
-                }
-                let keys = v.engine.list_access_keys().await?;
-                if !keys.iter().any(|k| k.id == a.id) {
-                    return Err(not_found(&a.id));
-                }
-                let p = a.perms.permissions();
-                v.engine
-                    .grant(&a.id, &a.bucket, p)
+            Control::with(&a.vault, async |c: &Control| {
+                let p = a.perms.perms();
+                c.grant_key(&a.id, &a.bucket, p)
                     .await
                     .map_err(|e| anyhow!("cannot grant on bucket {:?}: {e}", a.bucket))?;
                 if a.json {
                     println!(
                         "{}",
-                        json!({"id": a.id, "bucket": a.bucket, "permissions": perms_json(p)})
+                        json!({"id": a.id, "bucket": a.bucket, "permissions": perms_json(p.into())})
                     );
                 } else if a.none {
                     println!(
@@ -290,7 +277,7 @@ pub(crate) async fn key(cmd: KeyCmd) -> anyhow::Result<()> {
                     println!(
                         "access key {} may now {} in {}",
                         a.id,
-                        perms_text(p),
+                        perms_text(p.into()),
                         a.bucket
                     );
                 }
@@ -301,35 +288,25 @@ pub(crate) async fn key(cmd: KeyCmd) -> anyhow::Result<()> {
     }
 }
 
-async fn create(v: &Vault, a: &KeyCreateArgs) -> anyhow::Result<()> {
-    // Check the bucket before making a key that could not get its grant.
-    if let Some(b) = &a.bucket {
-        v.engine
-            .bucket_policy(b)
-            .await
-            .map_err(|e| anyhow!("{e} (no key was created)"))?;
-    }
-    let key = v
-        .engine
-        .create_access_key(a.owner.as_deref().unwrap_or_default())
+async fn create(c: &Control, a: &KeyCreateArgs) -> anyhow::Result<()> {
+    let owner = a.owner.as_deref().unwrap_or_default();
+    let grant = a.bucket.as_deref().map(|b| (b, a.perms.perms()));
+    let key = c
+        .create_key(owner, grant)
         .await
         .map_err(|e| anyhow!("cannot create an access key: {e}"))?;
-    let mut grants = Vec::new();
-    if let Some(b) = &a.bucket {
-        let p = a.perms.permissions();
-        if let Err(e) = v.engine.grant(&key.id, b, p).await {
-            let _ = v.engine.delete_access_key(&key.id).await;
-            bail!("cannot grant on bucket {b:?}: {e} (no key was created)");
-        }
-        grants.push((b.clone(), p));
-    }
+    let grants: Vec<(String, Permissions)> = key
+        .grants
+        .iter()
+        .map(|g| (g.bucket.clone(), g.perms.into()))
+        .collect();
     if a.json {
         println!(
             "{}",
             json!({
                 "id": key.id,
                 "secret": key.secret,
-                "owner": a.owner.as_deref().unwrap_or_default(),
+                "owner": owner,
                 "grants": grants_json(&grants),
             })
         );

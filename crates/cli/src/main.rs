@@ -14,21 +14,19 @@
 //! This binary is the only part of Archipel that prints or reads the environment. Logs go to
 //! standard error through `tracing` (filter with `RUST_LOG`, default `info`).
 
+mod client;
 mod config;
 mod demo;
 mod init;
 mod keys;
 mod metrics;
-mod open;
 mod ops;
 mod progress;
 mod provider_add;
 mod provider_cmd;
-mod providers;
 mod serve;
 mod size;
 mod status;
-mod vault;
 
 use clap::{Parser, Subcommand};
 

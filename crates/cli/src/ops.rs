@@ -17,10 +17,9 @@ use futures::StreamExt;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::config::MetaSetting;
-use crate::open::{self, Vault};
 use crate::progress::Progress;
 use crate::size;
+use archipel_vault::Vault;
 
 /// Which vault to open.
 #[derive(clap::Args, Debug, Clone)]
@@ -37,20 +36,7 @@ impl VaultArgs {
     /// Opens an existing vault (never creates one), without probing the providers.
     pub(crate) async fn open(&self) -> anyhow::Result<Vault> {
         let settings = crate::serve::settings(self.config.as_ref(), self.data_dir.as_ref())?;
-        if matches!(settings.meta, MetaSetting::Embedded(_))
-            && !settings.data_dir.join("vault").is_file()
-        {
-            bail!(
-                "no vault in {}: start one with `archipel serve`{} (or point to it with --data-dir / --config)",
-                settings.data_dir.display(),
-                if settings.is_demo() {
-                    ""
-                } else {
-                    " --config …"
-                }
-            );
-        }
-        open::open(&settings, false).await
+        Ok(Vault::open_existing(&settings).await?)
     }
 }
 
@@ -241,12 +227,12 @@ pub(crate) async fn bucket(cmd: BucketCmd) -> anyhow::Result<()> {
                 // Fresh flags start from the vault's default shape, without its rules.
                 let base = match (a.policy.data, a.policy.parity) {
                     (Some(k), Some(m)) => Policy::new(k, m)?,
-                    _ => v.default_policy.clone(),
+                    _ => v.default_policy().clone(),
                 };
                 let policy = a.policy.apply(&base)?;
                 let policy = v
-                    .engine
-                    .create_bucket(&a.name, &v.credentials.access_key, Some(policy))
+                    .engine()
+                    .create_bucket(&a.name, &v.credentials().access_key, Some(policy))
                     .await
                     .map_err(|e| anyhow!("cannot create bucket {:?}: {e}", a.name))?;
                 if a.json {
@@ -263,7 +249,7 @@ pub(crate) async fn bucket(cmd: BucketCmd) -> anyhow::Result<()> {
         }
         BucketCmd::List(a) => {
             with_vault(&a.vault, async |v: &Vault| {
-                let buckets = v.meta_dyn().list_buckets().await?;
+                let buckets = v.engine().meta().list_buckets().await?;
                 let mut rows = Vec::new();
                 for b in &buckets {
                     let policy = Policy::decode(&b.policy)
@@ -313,7 +299,7 @@ pub(crate) async fn bucket(cmd: BucketCmd) -> anyhow::Result<()> {
 /// Runs `archipel bucket policy`.
 async fn policy(v: &Vault, a: &BucketPolicyArgs) -> anyhow::Result<()> {
     let current = v
-        .engine
+        .engine()
         .bucket_policy(&a.name)
         .await
         .map_err(|e| anyhow!("bucket {:?}: {e}", a.name))?;
@@ -333,7 +319,7 @@ async fn policy(v: &Vault, a: &BucketPolicyArgs) -> anyhow::Result<()> {
         base.rules = archipel_engine::PlacementRules::default();
     }
     let new = a.policy.apply(&base)?;
-    v.engine
+    v.engine()
         .set_bucket_policy(&a.name, &new)
         .await
         .map_err(|e| anyhow!("cannot set the policy of bucket {:?}: {e}", a.name))?;
@@ -357,13 +343,6 @@ async fn policy(v: &Vault, a: &BucketPolicyArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-impl Vault {
-    /// The metadata store as the trait object the engine uses.
-    pub(crate) fn meta_dyn(&self) -> &dyn archipel_meta::MetaStore {
-        self.engine.meta().as_ref()
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -403,10 +382,10 @@ pub(crate) async fn ls(a: LsArgs) -> anyhow::Result<()> {
         let t = target.strip_prefix("s3://").unwrap_or(&target);
         let (b, prefix) = t.split_once('/').unwrap_or((t, ""));
         let name = BucketName::s3(b).map_err(|e| anyhow!("{b:?}: {e}"))?;
-        if v.meta_dyn().get_bucket(&name).await?.is_none() {
+        if v.engine().meta().get_bucket(&name).await?.is_none() {
             bail!("no bucket named {b:?}");
         }
-        let objects = v.meta_dyn().list_all(&name, prefix).await?;
+        let objects = v.engine().meta().list_all(&name, prefix).await?;
         if a.json {
             let out: Vec<_> = objects
                 .iter()
@@ -504,7 +483,7 @@ pub(crate) async fn put(a: PutArgs) -> anyhow::Result<()> {
             })
             .boxed();
         let out = v
-            .engine
+            .engine()
             .put_object(bucket, key, body, opts)
             .await
             .map_err(|e| anyhow!("cannot put {bucket}/{key}: {e}"))?;
@@ -563,7 +542,7 @@ pub(crate) async fn get(a: GetArgs) -> anyhow::Result<()> {
     with_vault(&a.vault, async |v: &Vault| {
         let started = Instant::now();
         let mut out = v
-            .engine
+            .engine()
             .get_object(bucket, key, None)
             .await
             .map_err(|e| anyhow!("cannot get {bucket}/{key}: {e}"))?;
@@ -648,7 +627,7 @@ pub(crate) async fn rm(a: RmArgs) -> anyhow::Result<()> {
     let (bucket, key) = split_target(&a.target)?;
     with_vault(&a.vault, async |v: &Vault| {
         match v
-            .engine
+            .engine()
             .delete_object(bucket, key)
             .await
             .map_err(|e| anyhow!("cannot delete {bucket}/{key}: {e}"))?

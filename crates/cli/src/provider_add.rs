@@ -7,8 +7,13 @@
 //! back, delete a small blob). The file is then replaced atomically (a temporary file beside
 //! it, renamed over it), keeping its permissions.
 //!
-//! Adding a provider moves nothing: existing shards stay where they were written, and new
-//! writes place shards on the new provider once the gateway is (re)started.
+//! With a gateway serving the vault (its admin endpoint answers at the configuration's admin
+//! address), the provider is first handed to it through the admin API: the gateway builds
+//! and probes it, records it in the provider registry and places new shards on it at once;
+//! only then is the section appended, so the file and the registry agree. Without a gateway,
+//! the next `archipel serve` seeds the registry from the file.
+//!
+//! Adding a provider moves nothing: existing shards stay where they were written.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -17,7 +22,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use serde::Serialize;
 
-use crate::config::{Kind, ProviderSetting, Settings, valid_provider_name};
+use crate::config::{Kind, ProviderSetting, valid_provider_name};
 use crate::init::{config_path, quote};
 
 /// `archipel provider add`.
@@ -108,8 +113,10 @@ struct Added {
     tested: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     probe_ms: Option<f64>,
-    /// Always true: adding a provider moves no existing shard.
+    /// Always false: adding a provider moves no existing shard.
     existing_objects_moved: bool,
+    /// Whether a running gateway took the provider live (through its admin API).
+    live: bool,
 }
 
 /// The flags each kind takes, by flag name, and whether it is given.
@@ -222,7 +229,7 @@ fn replace_file(path: &Path, original: &str, text: &str) -> anyhow::Result<()> {
         .unwrap_or_default();
     let tmp = dir.join(format!(
         ".{file_name}.{}.tmp",
-        crate::vault::hex(&crate::vault::random::<6>()?)
+        archipel_vault::secrets::hex(&archipel_vault::secrets::random::<6>()?)
     ));
     let permissions = std::fs::metadata(&real)
         .with_context(|| format!("cannot read {}", real.display()))?
@@ -292,7 +299,7 @@ pub(crate) async fn run(a: ProviderAddArgs) -> anyhow::Result<()> {
     let shown = a.config.display().to_string();
     let original = std::fs::read_to_string(&a.config)
         .with_context(|| format!("cannot read the configuration file {shown}"))?;
-    let current = Settings::parse(&original, &a.config)
+    let current = crate::config::parse(&original, &a.config)
         .with_context(|| format!("{shown} does not load as it is: fix it first"))?;
     if !valid_provider_name(&a.name) {
         bail!(
@@ -316,7 +323,7 @@ pub(crate) async fn run(a: ProviderAddArgs) -> anyhow::Result<()> {
     let section = render_section(&a, &cwd);
     text.push_str(&section);
     // What we write must load, with the parser `serve --config` uses.
-    let next = Settings::parse(&text, &a.config).with_context(|| {
+    let next = crate::config::parse(&text, &a.config).with_context(|| {
         format!("with this provider added, {shown} would not load: nothing written")
     })?;
     let added: ProviderSetting = next
@@ -326,15 +333,44 @@ pub(crate) async fn run(a: ProviderAddArgs) -> anyhow::Result<()> {
         .cloned()
         .ok_or_else(|| anyhow!("the new provider `{}` did not load", a.name))?;
 
+    // A gateway serving the vault takes the provider live (it probes it itself); the file is
+    // written only once it has.
+    let live = match crate::client::Admin::find(&current).await? {
+        Some(admin) => {
+            let mut spec = ProviderSetting {
+                origin: None,
+                ..added.clone()
+            };
+            if let archipel_vault::ProviderBackend::Dir(p) = &mut spec.backend
+                && p.is_relative()
+            {
+                *p = cwd.join(&*p);
+            }
+            let r = crate::client::Control::Remote(admin)
+                .add_provider(&spec)
+                .await
+                .map_err(|e| {
+                    anyhow!(
+                        "the gateway refused provider `{}`: {e}\n{shown} is unchanged",
+                        a.name
+                    )
+                })?;
+            Some(r)
+        }
+        None => None,
+    };
+
     // The probe `serve` runs at start. The section is not in the file yet: no line to cite.
-    let probe = if a.no_test {
+    let probe = if let Some(l) = &live {
+        Some(Duration::from_secs_f64(l.probe_ms / 1e3))
+    } else if a.no_test {
         None
     } else {
         let unwritten = ProviderSetting {
             origin: None,
             ..added.clone()
         };
-        match crate::providers::build_checked(&unwritten, true).await {
+        match archipel_vault::stack::build_checked(&unwritten, true).await {
             Ok((_, round_trip)) => round_trip,
             Err(failure) => bail!(
                 "{failure}\n{shown} is unchanged (--no-test adds the provider without this check)"
@@ -374,6 +410,7 @@ pub(crate) async fn run(a: ProviderAddArgs) -> anyhow::Result<()> {
         tested: probe.is_some(),
         probe_ms: probe.map(ms),
         existing_objects_moved: false,
+        live: live.is_some(),
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -397,10 +434,18 @@ pub(crate) async fn run(a: ProviderAddArgs) -> anyhow::Result<()> {
             report.name
         ),
     }
-    println!(
-        "existing objects are not moved: their shards stay where they are. New writes place shards on `{}` once the gateway is (re)started with `archipel serve --config {shown}`.",
-        report.name
-    );
+    if live.is_some() {
+        println!(
+            "the running gateway uses `{}` now: new writes may place shards on it; existing \
+             objects are not moved (their shards stay where they are).",
+            report.name
+        );
+    } else {
+        println!(
+            "existing objects are not moved: their shards stay where they are. New writes place shards on `{}` once the gateway is (re)started with `archipel serve --config {shown}`.",
+            report.name
+        );
+    }
     Ok(())
 }
 

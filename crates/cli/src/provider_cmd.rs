@@ -11,16 +11,13 @@
 //! under `probe/` and is deleted; none is ever a shard. Requests go through the provider's
 //! deadlines only — no retries — so a flaky provider shows as such.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use anyhow::{anyhow, bail};
-use archipel_provider::{BlobName, ErrorKind, Provider, ProviderError, ProviderExt};
+use anyhow::bail;
 use serde::Serialize;
 
 use crate::config::{ProviderSetting, Settings};
 use crate::ops::VaultArgs;
 use crate::size;
+use archipel_vault::provider_test::{Check, ProviderTest};
 
 /// `archipel provider …`.
 #[derive(clap::Subcommand, Debug)]
@@ -79,7 +76,7 @@ fn settings(v: &VaultArgs) -> anyhow::Result<Settings> {
 #[derive(Debug, Serialize)]
 pub(crate) struct ProviderRow {
     name: String,
-    kind: &'static str,
+    kind: String,
     location: String,
     operator: String,
     jurisdiction: String,
@@ -90,12 +87,12 @@ pub(crate) struct ProviderRow {
 fn row(s: &ProviderSetting) -> ProviderRow {
     ProviderRow {
         name: s.info.name.clone(),
-        kind: s.backend.kind(),
+        kind: s.backend.kind().to_string(),
         location: s.backend.location(),
         operator: s.info.operator.clone(),
         jurisdiction: s.info.jurisdiction.clone(),
         weight: s.info.weight,
-        state: format!("{:?}", s.info.state).to_lowercase(),
+        state: s.info.state.as_str().to_string(),
     }
 }
 
@@ -134,7 +131,7 @@ pub(crate) fn render_list(rows: &[ProviderRow]) -> String {
         .map(|r| {
             vec![
                 r.name.clone(),
-                r.kind.to_string(),
+                r.kind.clone(),
                 r.operator.clone(),
                 r.jurisdiction.clone(),
                 r.weight.to_string(),
@@ -159,302 +156,6 @@ pub(crate) fn render_list(rows: &[ProviderRow]) -> String {
 
 // ---------------------------------------------------------------------------------------------
 // test
-
-/// One check's outcome: how long it took, or why it failed; `None` in the report when an
-/// earlier failure made it pointless.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct Check {
-    ok: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ms: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-}
-
-/// Median latencies of small operations, in milliseconds.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct Latency {
-    rounds: u32,
-    blob_bytes: u64,
-    put_ms: f64,
-    get_ms: f64,
-    delete_ms: f64,
-}
-
-/// Sequential throughput of one blob, in MiB/s.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct Throughput {
-    bytes: u64,
-    write_mib_s: f64,
-    read_mib_s: f64,
-}
-
-/// One provider's test report.
-#[derive(Debug, Serialize)]
-pub(crate) struct ProviderTest {
-    name: String,
-    kind: &'static str,
-    location: String,
-    ok: bool,
-    reachable: Option<Check>,
-    write: Option<Check>,
-    read: Option<Check>,
-    delete: Option<Check>,
-    latency: Option<Latency>,
-    throughput: Option<Throughput>,
-    /// The first failure, with a hint.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-}
-
-/// A failed step: which, and the provider's error.
-struct Failure {
-    step: &'static str,
-    text: String,
-}
-
-fn fail(step: &'static str, s: &ProviderSetting, e: &ProviderError) -> Failure {
-    Failure {
-        step,
-        text: crate::providers::explain(e, &s.backend),
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1e6).round() / 1e3
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
-/// `len` bytes that do not compress (a provider that compresses must not flatter itself).
-fn payload(len: usize) -> anyhow::Result<Vec<u8>> {
-    let seed = crate::vault::random::<8>()?;
-    let mut x = u64::from_le_bytes(seed) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    Ok(out)
-}
-
-fn probe_name(tag: &str) -> anyhow::Result<BlobName> {
-    let suffix = crate::vault::hex(&crate::vault::random::<8>()?);
-    BlobName::new(format!("probe/{tag}-{suffix}")).map_err(|e| anyhow!("{e}"))
-}
-
-/// Puts, reads back (checking the bytes), deletes and checks the blob is gone: the three
-/// durations.
-async fn round_trip(
-    p: &Arc<dyn Provider>,
-    s: &ProviderSetting,
-    blob: &BlobName,
-    body: &[u8],
-) -> Result<(Duration, Duration, Duration), Failure> {
-    let t = Instant::now();
-    p.put_bytes(blob, body.to_vec())
-        .await
-        .map_err(|e| fail("write", s, &e))?;
-    let put = t.elapsed();
-    let t = Instant::now();
-    let back = p.get_bytes(blob, None).await;
-    let get = t.elapsed();
-    let back = match back {
-        Ok(b) => b,
-        Err(e) => {
-            let _ = p.delete(blob).await;
-            return Err(fail("read", s, &e));
-        }
-    };
-    if back != body {
-        let _ = p.delete(blob).await;
-        return Err(Failure {
-            step: "read",
-            text: format!(
-                "the blob read back ({} bytes) differs from what was written ({} bytes)",
-                back.len(),
-                body.len()
-            ),
-        });
-    }
-    let t = Instant::now();
-    p.delete(blob).await.map_err(|e| fail("delete", s, &e))?;
-    let del = t.elapsed();
-    match p.head(blob).await {
-        Err(e) if e.kind == ErrorKind::NotFound => Ok((put, get, del)),
-        Err(e) => Err(fail("delete", s, &e)),
-        Ok(_) => Err(Failure {
-            step: "delete",
-            text: "the blob is still there after its delete succeeded".into(),
-        }),
-    }
-}
-
-/// Tests one provider.
-async fn test_one(s: &ProviderSetting, rounds: u32, size: u64) -> anyhow::Result<ProviderTest> {
-    let mut t = ProviderTest {
-        name: s.info.name.clone(),
-        kind: s.backend.kind(),
-        location: s.backend.location(),
-        ok: false,
-        reachable: None,
-        write: None,
-        read: None,
-        delete: None,
-        latency: None,
-        throughput: None,
-        error: None,
-    };
-    let failed = |t: &mut ProviderTest, f: Failure| {
-        let c = Some(Check {
-            ok: false,
-            ms: None,
-            error: Some(f.text.clone()),
-        });
-        match f.step {
-            "reachable" => t.reachable = c,
-            "write" => t.write = c,
-            "read" => t.read = c,
-            _ => t.delete = c,
-        }
-        t.error = Some(format!("{} failed: {}", f.step, f.text));
-    };
-    let good = |d: Duration| {
-        Some(Check {
-            ok: true,
-            ms: Some(ms(d)),
-            error: None,
-        })
-    };
-
-    // Reachable: open it and list the probe folder.
-    let started = Instant::now();
-    let listed = match crate::providers::open_for_test(s).await {
-        Ok(p) => p.list("probe/", None, 1).await.map(|_| p),
-        Err(e) => Err(e),
-    };
-    let p = match listed {
-        Ok(p) => p,
-        Err(e) => {
-            failed(&mut t, fail("reachable", s, &e));
-            return Ok(t);
-        }
-    };
-    t.reachable = good(started.elapsed());
-
-    // Permissions: write, read back, delete (and gone).
-    let blob = probe_name("check")?;
-    let body = format!("archipel probe {blob}").into_bytes();
-    let started = Instant::now();
-    if let Err(e) = p.put_bytes(&blob, body.clone()).await {
-        failed(&mut t, fail("write", s, &e));
-        return Ok(t);
-    }
-    t.write = good(started.elapsed());
-    let started = Instant::now();
-    let back = p.get_bytes(&blob, None).await;
-    let read_time = started.elapsed();
-    match back {
-        Ok(b) if b == body => t.read = good(read_time),
-        other => {
-            let _ = p.delete(&blob).await;
-            let f = match other {
-                Err(e) => fail("read", s, &e),
-                Ok(b) => Failure {
-                    step: "read",
-                    text: format!(
-                        "the probe read back ({} bytes) differs from what was written ({} bytes)",
-                        b.len(),
-                        body.len()
-                    ),
-                },
-            };
-            failed(&mut t, f);
-            return Ok(t);
-        }
-    }
-    let started = Instant::now();
-    let deleted = match p.delete(&blob).await {
-        Ok(()) => match (started.elapsed(), p.head(&blob).await) {
-            (d, Err(e)) if e.kind == ErrorKind::NotFound => Ok(d),
-            (_, Err(e)) => Err(fail("delete", s, &e)),
-            (_, Ok(_)) => Err(Failure {
-                step: "delete",
-                text: "the probe is still there after its delete succeeded".into(),
-            }),
-        },
-        Err(e) => Err(fail("delete", s, &e)),
-    };
-    match deleted {
-        Ok(d) => t.delete = good(d),
-        Err(f) => {
-            failed(&mut t, f);
-            return Ok(t);
-        }
-    }
-
-    // Latency: the median of small round trips.
-    const SMALL: usize = 4096;
-    let body = payload(SMALL)?;
-    let (mut puts, mut gets, mut dels) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        let blob = probe_name("latency")?;
-        match round_trip(&p, s, &blob, &body).await {
-            Ok((put, get, del)) => {
-                puts.push(ms(put));
-                gets.push(ms(get));
-                dels.push(ms(del));
-            }
-            Err(f) => {
-                t.error = Some(format!("latency: {} failed: {}", f.step, f.text));
-                return Ok(t);
-            }
-        }
-    }
-    t.latency = Some(Latency {
-        rounds,
-        blob_bytes: SMALL as u64,
-        put_ms: median(puts),
-        get_ms: median(gets),
-        delete_ms: median(dels),
-    });
-
-    // Throughput: one larger blob, written then read back.
-    if size > 0 {
-        let len = usize::try_from(size).map_err(|_| anyhow!("--size {size} is too large"))?;
-        let body = payload(len)?;
-        let blob = probe_name("throughput")?;
-        match round_trip(&p, s, &blob, &body).await {
-            Ok((put, get, _)) => {
-                let rate = |d: Duration| {
-                    let secs = d.as_secs_f64().max(1e-9);
-                    ((size as f64 / (1024.0 * 1024.0)) / secs * 10.0).round() / 10.0
-                };
-                t.throughput = Some(Throughput {
-                    bytes: size,
-                    write_mib_s: rate(put),
-                    read_mib_s: rate(get),
-                });
-            }
-            Err(f) => {
-                t.error = Some(format!("throughput: {} failed: {}", f.step, f.text));
-                return Ok(t);
-            }
-        }
-    }
-    t.ok = true;
-    Ok(t)
-}
 
 fn check_text(c: Option<&Check>) -> String {
     match c {
@@ -555,7 +256,24 @@ pub(crate) async fn provider(cmd: ProviderCmd) -> anyhow::Result<()> {
         ProviderCmd::Add(a) => crate::provider_add::run(*a).await,
         ProviderCmd::List(a) => {
             let s = settings(&a.vault)?;
-            let rows: Vec<ProviderRow> = s.providers.iter().map(row).collect();
+            // A running gateway answers from the registry (providers added live included).
+            let rows: Vec<ProviderRow> = match crate::client::Admin::find(&s).await? {
+                Some(admin) => crate::client::Control::Remote(admin)
+                    .registry()
+                    .await?
+                    .into_iter()
+                    .map(|e| ProviderRow {
+                        name: e.name,
+                        kind: e.kind,
+                        location: e.location,
+                        operator: e.operator,
+                        jurisdiction: e.jurisdiction,
+                        weight: e.weight,
+                        state: e.state,
+                    })
+                    .collect(),
+                None => s.providers.iter().map(row).collect(),
+            };
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
@@ -565,6 +283,13 @@ pub(crate) async fn provider(cmd: ProviderCmd) -> anyhow::Result<()> {
         }
         ProviderCmd::Test(a) => {
             let s = settings(&a.vault)?;
+            // Beside a running gateway, its own provider instances are tested (a directory
+            // provider belongs to one process).
+            if let Some(admin) = crate::client::Admin::find(&s).await? {
+                let tests =
+                    crate::client::remote_test(&admin, a.name.as_deref(), a.rounds, a.size).await?;
+                return report_tests(&tests, a.json);
+            }
             let chosen: Vec<&ProviderSetting> = match &a.name {
                 None => s.providers.iter().collect(),
                 Some(n) => {
@@ -583,12 +308,20 @@ pub(crate) async fn provider(cmd: ProviderCmd) -> anyhow::Result<()> {
             };
             let mut tests = Vec::new();
             for p in chosen {
-                tests.push(test_one(p, a.rounds, a.size).await?);
+                tests.push(archipel_vault::test_provider(p, None, a.rounds, a.size).await?);
             }
-            if a.json {
+            report_tests(&tests, a.json)
+        }
+    }
+}
+
+fn report_tests(tests: &[ProviderTest], json: bool) -> anyhow::Result<()> {
+    {
+        {
+            if json {
                 println!("{}", serde_json::to_string_pretty(&tests)?);
             } else {
-                print!("{}", render_test(&tests));
+                print!("{}", render_test(tests));
             }
             let failed = tests.iter().filter(|t| !t.ok).count();
             if failed > 0 {
@@ -606,13 +339,6 @@ pub(crate) async fn provider(cmd: ProviderCmd) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn medians() {
-        assert!((median(vec![3.0, 1.0, 2.0]) - 2.0).abs() < 1e-9);
-        assert!((median(vec![4.0, 1.0, 2.0, 3.0]) - 2.5).abs() < 1e-9);
-        assert!(median(Vec::new()).abs() < 1e-9);
-    }
 
     #[test]
     fn tables_align_and_trim() {

@@ -1,7 +1,7 @@
 //! `archipel serve`: the S3 endpoint and the admin endpoints over a vault, with zero
 //! configuration (a demo vault in `./archipel-data`) or from `archipel.toml`.
 //!
-//! Start-up opens the vault (see [`crate::open`]), binds both listeners, prints the endpoint,
+//! Start-up opens the vault (see [`archipel_vault::Vault`]), binds both listeners, prints the endpoint,
 //! the credentials and an aws cli example, then serves until Ctrl-C or SIGTERM, running the
 //! garbage collector (and the orphan scan) and the expiry of abandoned multipart uploads in
 //! the background. Shutdown lets in-flight requests finish, stops the jobs and closes the
@@ -18,8 +18,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::{Listen, Settings};
-use crate::open::{self, Vault};
-use crate::vault::{CredentialsOrigin, KeyOrigin};
+use archipel_vault::Vault;
+use archipel_vault::{CredentialsOrigin, KeyOrigin};
 
 /// `archipel serve` options.
 #[derive(clap::Args, Debug)]
@@ -52,7 +52,7 @@ pub(crate) fn settings(
 ) -> anyhow::Result<Settings> {
     match config {
         Some(path) => {
-            let mut s = Settings::load(path)?;
+            let mut s = crate::config::load(path)?;
             if let Some(d) = data_dir {
                 if let crate::config::MetaSetting::Embedded(m) = &mut s.meta {
                     *m = d.join("meta");
@@ -61,14 +61,14 @@ pub(crate) fn settings(
             }
             Ok(s)
         }
-        None => Settings::zero_config(
+        None => Ok(Settings::zero_config(
             data_dir
                 .map_or_else(
                     || PathBuf::from(crate::config::DEFAULT_DATA_DIR),
                     Clone::clone,
                 )
                 .as_path(),
-        ),
+        )?),
     }
 }
 
@@ -108,7 +108,7 @@ async fn bind(addr: SocketAddr, what: &str, flag: &str) -> anyhow::Result<TcpLis
 }
 
 /// The address clients should use for a listener bound to `addr`.
-fn reachable(addr: SocketAddr) -> SocketAddr {
+pub(crate) fn reachable(addr: SocketAddr) -> SocketAddr {
     if addr.ip().is_unspecified() {
         let ip = if addr.is_ipv4() {
             std::net::Ipv4Addr::LOCALHOST.into()
@@ -142,7 +142,7 @@ pub(crate) fn banner(
     admin: Option<SocketAddr>,
 ) -> String {
     let endpoint = format!("http://{}", reachable(s3));
-    let c = &vault.credentials;
+    let c = &vault.credentials();
     let mut out = String::new();
     let mut line = |s: String| {
         out.push_str(&s);
@@ -159,27 +159,27 @@ pub(crate) fn banner(
         )),
         None => line("admin: off".into()),
     }
-    let key = match &vault.unlocked.origin {
+    let key = match &vault.unlocked().origin {
         KeyOrigin::File(p) => format!("key file {}", p.display()),
         KeyOrigin::Passphrase => "passphrase".into(),
     };
     line(format!(
         "vault: {} in {} ({}{})",
-        vault.unlocked.vault_id(),
+        vault.unlocked().vault_id(),
         settings.data_dir.display(),
         key,
-        if vault.unlocked.created {
+        if vault.unlocked().created {
             ", created now"
         } else {
             ""
         }
     ));
-    let p = &vault.default_policy;
+    let p = &vault.default_policy();
     line(format!(
         "providers: {} ({}); new buckets: {} data + {} parity shards, write quorum {}",
-        vault.providers.len(),
+        vault.providers().len(),
         vault
-            .providers
+            .providers()
             .iter()
             .map(|b| b.slot.info.name.as_str())
             .collect::<Vec<_>>()
@@ -228,7 +228,7 @@ pub(crate) fn banner(
         line(format!(
             "WARNING: demo setup. The {} providers are directories on one disk ({}): objects are \
              encrypted and erasure-coded {}+{}, but losing this disk loses everything.",
-            vault.providers.len(),
+            vault.providers().len(),
             settings.data_dir.join("providers").display(),
             p.k,
             p.m
@@ -247,6 +247,8 @@ pub(crate) fn banner(
 const GC_INTERVAL: Duration = Duration::from_secs(30);
 const ORPHAN_EVERY: u32 = 120;
 const ORPHAN_MIN_AGE: Duration = Duration::from_secs(24 * 3600);
+/// How often the provider registry is read for changes made by other gateways.
+const REGISTRY_POLL: Duration = Duration::from_secs(3);
 /// Multipart uploads older than this are aborted, checked this often.
 const UPLOAD_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 const UPLOAD_EXPIRY_EVERY: Duration = Duration::from_secs(24 * 3600);
@@ -261,7 +263,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             settings.data_dir.display()
         );
     }
-    let vault = open::open(&settings, true).await?;
+    let vault = Vault::open(&settings, true).await?;
     let result = serve_vault(&settings, &vault).await;
     vault.close().await;
     result
@@ -279,10 +281,10 @@ async fn serve_vault(settings: &Settings, vault: &Vault) -> anyhow::Result<()> {
         None => None,
     };
 
-    let engine = vault.engine.clone();
+    let engine = vault.engine().clone();
     let mut gateway = GatewayConfig::new(
-        vault.credentials.access_key.clone(),
-        vault.credentials.secret_key.to_string(),
+        vault.credentials().access_key.clone(),
+        vault.credentials().secret_key.to_string(),
     );
     gateway.region = settings.region.clone();
     gateway.domain = settings.domain.clone();
@@ -300,12 +302,33 @@ async fn serve_vault(settings: &Settings, vault: &Vault) -> anyhow::Result<()> {
             engine: engine.clone(),
             metrics: crate::metrics::renderer(
                 engine.clone(),
-                vault.providers.iter().map(|b| b.metrics.clone()).collect(),
+                vault
+                    .providers()
+                    .iter()
+                    .map(|b| b.metrics.clone())
+                    .collect(),
             ),
+            vault: Some(vault.clone()),
         };
         tokio::spawn(archipel_s3::serve_admin(state, l, stopped(stop_rx.clone())))
     });
     let gc = engine.spawn_gc(GC_INTERVAL, ORPHAN_EVERY, ORPHAN_MIN_AGE);
+    // Registry changes made through another gateway sharing the metadata store.
+    let registry = {
+        let vault = vault.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(REGISTRY_POLL) => {}
+                    _ = stop.wait_for(|v| *v) => break,
+                }
+                if let Err(e) = vault.refresh_registry().await {
+                    tracing::warn!("reading the provider registry: {e}");
+                }
+            }
+        })
+    };
     let expiry = {
         let engine = engine.clone();
         let mut stop = stop_rx.clone();
@@ -352,6 +375,7 @@ async fn serve_vault(settings: &Settings, vault: &Vault) -> anyhow::Result<()> {
     }
     gc.stop().await;
     let _ = expiry.await;
+    let _ = registry.await;
     match s3_result {
         Ok(Ok(())) => {
             tracing::info!("stopped");

@@ -2,7 +2,7 @@
 //! operations over them.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use archipel_codec::{
@@ -77,13 +77,49 @@ pub(crate) struct Inner {
     pub(crate) master: MasterKey,
     pub(crate) manifest_key: ManifestKey,
     pub(crate) meta: Arc<dyn MetaStore>,
-    pub(crate) providers: BTreeMap<String, Arc<dyn Provider>>,
-    pub(crate) infos: Vec<ProviderInfo>,
+    /// The providers now; replaced as a whole when the registry changes (readers take a
+    /// snapshot, so a write in progress keeps the set it started with).
+    pub(crate) set: RwLock<Arc<ProviderSet>>,
     pub(crate) health: Health,
     pub(crate) opts: EngineOptions,
     /// Segments being written by this process: the orphan scan leaves them alone.
     pub(crate) inflight: Mutex<HashSet<SegmentId>>,
     pub(crate) gc_wake: Notify,
+}
+
+/// The providers at one moment: what placement sees, and the providers by name.
+#[derive(Debug, Default)]
+pub(crate) struct ProviderSet {
+    pub(crate) providers: BTreeMap<String, Arc<dyn Provider>>,
+    pub(crate) infos: Vec<ProviderInfo>,
+}
+
+impl ProviderSet {
+    /// Checks and indexes `slots`: names unique and equal to what each provider calls itself.
+    fn new(slots: Vec<ProviderSlot>) -> Result<ProviderSet> {
+        let mut set = ProviderSet::default();
+        for slot in slots {
+            if slot.info.name != slot.provider.name() {
+                return Err(EngineError::Invalid(format!(
+                    "provider {:?} is registered under the name {:?}",
+                    slot.provider.name(),
+                    slot.info.name
+                )));
+            }
+            if set
+                .providers
+                .insert(slot.info.name.clone(), slot.provider.clone())
+                .is_some()
+            {
+                return Err(EngineError::Invalid(format!(
+                    "two providers are named {:?}",
+                    slot.info.name
+                )));
+            }
+            set.infos.push(slot.info);
+        }
+        Ok(set)
+    }
 }
 
 /// An object version looked up by [`Engine::open_object`], to read with
@@ -112,7 +148,7 @@ impl std::fmt::Debug for Engine {
         f.debug_struct("Engine")
             .field(
                 "providers",
-                &self.inner.providers.keys().collect::<Vec<_>>(),
+                &self.inner.set().providers.keys().collect::<Vec<_>>(),
             )
             .field("key", &self.inner.master)
             .finish_non_exhaustive()
@@ -170,8 +206,16 @@ impl Drop for InflightGuard {
 }
 
 impl Inner {
-    pub(crate) fn provider(&self, name: &str) -> Option<&Arc<dyn Provider>> {
-        self.providers.get(name)
+    /// The providers now.
+    pub(crate) fn set(&self) -> Arc<ProviderSet> {
+        self.set
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn provider(&self, name: &str) -> Option<Arc<dyn Provider>> {
+        self.set().providers.get(name).cloned()
     }
 
     pub(crate) async fn policy(&self, bucket: &BucketName) -> Result<Policy> {
@@ -298,37 +342,16 @@ impl Engine {
                 "pipeline_depth must be at least 1".into(),
             ));
         }
-        let mut map = BTreeMap::new();
-        let mut infos: Vec<ProviderInfo> = Vec::new();
-        for slot in providers {
-            if slot.info.name != slot.provider.name() {
-                return Err(EngineError::Invalid(format!(
-                    "provider {:?} is registered under the name {:?}",
-                    slot.provider.name(),
-                    slot.info.name
-                )));
-            }
-            if map
-                .insert(slot.info.name.clone(), slot.provider.clone())
-                .is_some()
-            {
-                return Err(EngineError::Invalid(format!(
-                    "two providers are named {:?}",
-                    slot.info.name
-                )));
-            }
-            infos.push(slot.info);
-        }
+        let set = ProviderSet::new(providers)?;
         if let Some(p) = &opts.default_policy {
-            p.validate(&infos)?;
+            p.validate(&set.infos)?;
         }
         Ok(Engine {
             inner: Arc::new(Inner {
                 manifest_key: master.manifest_key(),
                 master,
                 meta,
-                providers: map,
-                infos,
+                set: RwLock::new(Arc::new(set)),
                 health: Health::default(),
                 opts,
                 inflight: Mutex::new(HashSet::new()),
@@ -342,9 +365,32 @@ impl Engine {
         &self.inner.meta
     }
 
-    /// The providers, as placement sees them.
-    pub fn providers(&self) -> &[ProviderInfo] {
-        &self.inner.infos
+    /// The providers, as placement sees them now.
+    pub fn providers(&self) -> Vec<ProviderInfo> {
+        self.inner.set().infos.clone()
+    }
+
+    /// The provider named `name` as the engine uses it (with its layers), if any.
+    pub fn provider(&self, name: &str) -> Option<Arc<dyn Provider>> {
+        self.inner.provider(name)
+    }
+
+    /// Replaces the provider set, live: placement of new writes follows it at once; reads
+    /// and writes in progress finish on the providers they started with. Providers taken out
+    /// are no longer read from (their shards count as missing), so a provider is retired
+    /// from the set only once it holds nothing. Refused (and nothing changes) when names
+    /// repeat or the default policy no longer fits.
+    pub fn set_providers(&self, slots: Vec<ProviderSlot>) -> Result<()> {
+        let set = ProviderSet::new(slots)?;
+        if let Some(p) = &self.inner.opts.default_policy {
+            p.validate(&set.infos)?;
+        }
+        *self
+            .inner
+            .set
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(set);
+        Ok(())
     }
 
     /// Recent health of the providers.
@@ -356,6 +402,7 @@ impl Engine {
     pub fn default_policy(&self) -> Result<Policy> {
         let active = self
             .inner
+            .set()
             .infos
             .iter()
             .filter(|p| p.state == crate::placement::ProviderState::Active)
@@ -378,7 +425,7 @@ impl Engine {
             Some(p) => p,
             None => self.default_policy()?,
         };
-        policy.validate(&self.inner.infos)?;
+        policy.validate(&self.inner.set().infos)?;
         self.inner
             .meta
             .create_bucket(&Bucket {
@@ -398,7 +445,7 @@ impl Engine {
 
     /// Replaces a bucket's policy (new writes follow it; existing objects keep their shards).
     pub async fn set_bucket_policy(&self, bucket: &str, policy: &Policy) -> Result<()> {
-        policy.validate(&self.inner.infos)?;
+        policy.validate(&self.inner.set().infos)?;
         let name = bucket_name(bucket)?;
         self.inner
             .meta

@@ -124,7 +124,8 @@ impl Engine {
         let mut report = OrphanReport::default();
         let mut verdicts: HashMap<SegmentId, Verdict> = HashMap::new();
         let cutoff = SystemTime::now().checked_sub(min_age);
-        for (name, provider) in &inner.providers {
+        let set = inner.set();
+        for (name, provider) in &set.providers {
             let mut start: Option<BlobName> = None;
             loop {
                 let page = match provider

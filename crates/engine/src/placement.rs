@@ -16,16 +16,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Lifecycle of a provider in the vault.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProviderState {
-    /// Receives new shards and serves reads.
-    Active,
-    /// Being emptied: serves reads, receives no new shards.
-    Draining,
-    /// Emptied and gone.
-    Retired,
-}
+/// Lifecycle of a provider in the vault: one enum, kept in the registry (`archipel_meta`)
+/// and read by placement.
+pub use archipel_meta::ProviderState;
 
 /// What placement needs to know about a provider.
 #[derive(Debug, Clone, PartialEq, Eq)]

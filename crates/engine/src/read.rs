@@ -117,7 +117,7 @@ pub(crate) async fn read_segment<'s>(
                         failures: &mut Vec<String>|
      -> bool {
         while let Some(p) = pending.pop_front() {
-            let Some(provider) = inner.provider(&p.provider).cloned() else {
+            let Some(provider) = inner.provider(&p.provider) else {
                 failures.push(format!("{}: not configured", p.provider));
                 continue;
             };

@@ -135,6 +135,7 @@ impl SegmentKeys {
 
 fn usable_infos(inner: &Inner, exclude: &[&str]) -> Vec<ProviderInfo> {
     inner
+        .set()
         .infos
         .iter()
         .filter(|p| !exclude.contains(&p.name.as_str()) && !inner.health.is_down(&p.name))
@@ -161,7 +162,7 @@ pub(crate) async fn write_segment(
     let healthy = usable_infos(inner, &[]);
     let placement = match policy.place(&healthy, segment.as_bytes()) {
         Ok(p) => p,
-        Err(_) => policy.place(&inner.infos, segment.as_bytes())?,
+        Err(_) => policy.place(&inner.set().infos, segment.as_bytes())?,
     };
     let targets: Vec<ShardTarget> = placement
         .providers
@@ -430,7 +431,7 @@ async fn encode_and_write(
         if let Some(slot) = txs.get_mut(t.shard) {
             *slot = Some(tx);
         }
-        let provider = inner.provider(&t.provider).cloned().ok_or_else(|| {
+        let provider = inner.provider(&t.provider).ok_or_else(|| {
             EngineError::Invalid(format!("placement chose unknown provider {}", t.provider))
         })?;
         let t = t.clone();

@@ -410,7 +410,8 @@ pub enum ProviderState {
 }
 
 impl ProviderState {
-    pub(crate) fn as_str(self) -> &'static str {
+    /// `active`, `draining` or `retired`.
+    pub fn as_str(self) -> &'static str {
         match self {
             ProviderState::Active => "active",
             ProviderState::Draining => "draining",
@@ -418,7 +419,8 @@ impl ProviderState {
         }
     }
 
-    pub(crate) fn parse(s: &str) -> Result<Self> {
+    /// Parses [`as_str`](Self::as_str)'s words.
+    pub fn parse(s: &str) -> Result<Self> {
         match s {
             "active" => Ok(ProviderState::Active),
             "draining" => Ok(ProviderState::Draining),
@@ -442,6 +444,9 @@ pub struct ProviderRecord {
     pub state: ProviderState,
     /// Its connection settings, sealed by the caller; opaque here.
     pub config: Vec<u8>,
+    /// Raised by the caller on every change of the record, so gateways that poll the
+    /// registry see that it changed (stored as given; at most `i64::MAX`).
+    pub generation: u64,
 }
 
 /// A blob to garbage-collect.

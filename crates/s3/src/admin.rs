@@ -1,5 +1,6 @@
 //! The admin listener: `/health` (the process answers), `/ready` (the metadata store answers
-//! and enough providers are reachable to read), `/metrics` (Prometheus text).
+//! and enough providers are reachable to read), `/metrics` (Prometheus text), and the admin
+//! API under `/admin/v1/` (see [`crate::admin_api`]).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -21,6 +22,8 @@ pub struct AdminState {
     pub engine: Engine,
     /// Renders the Prometheus metrics (provider and request counters kept by the caller).
     pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
+    /// The control plane the admin API acts on (`None`: no admin API, only the probes).
+    pub vault: Option<archipel_vault::Vault>,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -39,7 +42,25 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     r
 }
 
-async fn handle(state: AdminState, path: String) -> Response<Full<Bytes>> {
+async fn handle(
+    state: AdminState,
+    req: http::Request<hyper::body::Incoming>,
+) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_string();
+    match crate::admin_api::route(req.method(), &path) {
+        Some(Ok(endpoint)) => {
+            return crate::admin_api::handle(state.vault.as_ref(), endpoint, req).await;
+        }
+        Some(Err(())) => {
+            let mut r = text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed here\n".into(),
+            );
+            *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+            return r;
+        }
+        None => {}
+    }
     match path.as_str() {
         "/health" => text(StatusCode::OK, "ok\n".into()),
         "/ready" => match state.engine.meta().list_buckets().await {
@@ -69,8 +90,7 @@ pub async fn serve_admin(
             let state = state.clone();
             hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let state = state.clone();
-                let path = req.uri().path().to_string();
-                async move { Ok::<_, Infallible>(handle(state, path).await) }
+                async move { Ok::<_, Infallible>(handle(state, req).await) }
             })
         },
     )

@@ -14,6 +14,7 @@
 //! * Bodies stream both ways: the gateway never buffers an object.
 
 mod admin;
+pub mod admin_api;
 mod auth;
 mod checksum;
 mod cors;

@@ -97,14 +97,24 @@ impl Server {
     pub(crate) fn start(data: &Path) -> Server {
         let port = free_port();
         let dir = data.parent().unwrap();
+        let args = [
+            "--data-dir".to_string(),
+            data.display().to_string(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--admin-listen".into(),
+            "off".into(),
+        ];
+        Server::start_with(&args, dir, port)
+    }
+
+    /// Starts `archipel serve ARGS` in `dir`, whose S3 listener is on `port`, and waits for
+    /// its banner.
+    pub(crate) fn start_with(args: &[String], dir: &Path, port: u16) -> Server {
         let stderr_path = dir.join(format!("serve-{port}.stderr"));
         let mut cmd = archipel();
         cmd.arg("serve")
-            .arg("--data-dir")
-            .arg(data)
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["--admin-listen", "off"])
+            .args(args)
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -6,6 +6,7 @@
 
 mod harness;
 mod keys;
+mod live;
 mod ops;
 mod readme;
 mod snapshots;

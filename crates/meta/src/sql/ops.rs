@@ -1082,19 +1082,28 @@ fn provider_row(row: &AnyRow) -> Result<ProviderRecord> {
         labels: decode_map(T, &col::<Vec<u8>>(T, row, 1)?)?,
         state: ProviderState::parse(&col::<String>(T, row, 2)?)?,
         config: col(T, row, 3)?,
+        generation: u64::try_from(col::<i64>(T, row, 4)?)
+            .map_err(|_| MetaError::corrupt(T, "negative generation"))?,
     })
 }
 
 pub(super) async fn put_provider(conn: &mut AnyConnection, p: &ProviderRecord) -> Result<()> {
     sqlx::query(
-        "INSERT INTO providers (name, labels, state, config) VALUES ($1, $2, $3, $4) \
+        "INSERT INTO providers (name, labels, state, config, generation) \
+         VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (name) DO UPDATE SET labels = excluded.labels, state = excluded.state, \
-         config = excluded.config",
+         config = excluded.config, generation = excluded.generation",
     )
     .bind(p.name.as_str())
     .bind(encode_map(&p.labels))
     .bind(p.state.as_str())
     .bind(p.config.as_slice())
+    .bind(
+        i64::try_from(p.generation).map_err(|_| MetaError::InvalidArgument {
+            what: "provider generation",
+            reason: format!("{} is above i64::MAX", p.generation),
+        })?,
+    )
     .execute(&mut *conn)
     .await
     .map_err(db("put_provider"))?;
@@ -1105,7 +1114,7 @@ pub(super) async fn get_provider(
     conn: &mut AnyConnection,
     name: &ProviderName,
 ) -> Result<Option<ProviderRecord>> {
-    sqlx::query("SELECT name, labels, state, config FROM providers WHERE name = $1")
+    sqlx::query("SELECT name, labels, state, config, generation FROM providers WHERE name = $1")
         .bind(name.as_str())
         .fetch_optional(&mut *conn)
         .await
@@ -1115,7 +1124,7 @@ pub(super) async fn get_provider(
 }
 
 pub(super) async fn list_providers(conn: &mut AnyConnection) -> Result<Vec<ProviderRecord>> {
-    let rows = sqlx::query("SELECT name, labels, state, config FROM providers")
+    let rows = sqlx::query("SELECT name, labels, state, config, generation FROM providers")
         .fetch_all(&mut *conn)
         .await
         .map_err(db("list_providers"))?;

@@ -109,10 +109,17 @@ CREATE TABLE repair_queue (
 CREATE INDEX repair_queue_by_age ON repair_queue (enqueued_ms, provider, blob)
 "#,
     ),
+    (
+        3,
+        "provider generations",
+        r#"
+ALTER TABLE providers ADD COLUMN generation BIGINT NOT NULL DEFAULT 0
+"#,
+    ),
 ];
 
 /// The newest schema version this build knows.
-pub(crate) const LATEST: i64 = 2;
+pub(crate) const LATEST: i64 = 3;
 
 /// A fixed key for `pg_advisory_xact_lock` ("archipel" in ASCII).
 const ADVISORY_LOCK: i64 = 0x6172_6368_6970_656c;

@@ -901,6 +901,11 @@ pub(crate) async fn access_keys_and_grants(store: Arc<dyn MetaStore>) {
 
 pub(crate) async fn provider_registry(store: Arc<dyn MetaStore>) {
     let rec = |name: &str, state: ProviderState| {
+        let generation = match state {
+            ProviderState::Active => 1,
+            ProviderState::Draining => 2,
+            ProviderState::Retired => 3,
+        };
         let mut labels = StringMap::new();
         labels.insert("jurisdiction".into(), "FR".into());
         labels.insert("operator".into(), format!("op-{name}"));
@@ -909,6 +914,7 @@ pub(crate) async fn provider_registry(store: Arc<dyn MetaStore>) {
             labels,
             state,
             config: format!("cfg {name}").into_bytes(),
+            generation,
         }
     };
     store
@@ -1241,12 +1247,13 @@ async fn embedded_repair_queue_survives_reopening() {
     store.close().await;
 }
 
-/// Rewinds a database to schema version 1 (as written by a build before the repair queue),
-/// keeping its data.
+/// Rewinds a database to schema version 1 (as written by a build before the repair queue and
+/// provider generations), keeping its data.
 async fn rewind_to_v1(conn: &mut sqlx::AnyConnection) {
     use sqlx::Executor;
     for sql in [
         "DROP TABLE repair_queue",
+        "ALTER TABLE providers DROP COLUMN generation",
         "DELETE FROM archipel_schema WHERE version > 1",
     ] {
         conn.execute(sql).await.unwrap();
@@ -1270,6 +1277,15 @@ async fn check_upgraded(store: &SqlMetaStore) {
         .await
         .unwrap();
     assert_eq!(store.count_repair().await.unwrap(), 1);
+    let p = ProviderRecord {
+        name: ProviderName::new("p9").unwrap(),
+        labels: StringMap::new(),
+        state: ProviderState::Active,
+        config: Vec::new(),
+        generation: 7,
+    };
+    store.put_provider(&p).await.unwrap();
+    assert_eq!(store.get_provider(&p.name).await.unwrap(), Some(p));
 }
 
 /// Writes a bucket and an object, for [`check_upgraded`].

@@ -1,4 +1,4 @@
-//! The vault's secrets: the master key (a key file or a passphrase), the vault header that
+//! The vault's secrets (`unlock`, `credentials`): the master key (a key file or a passphrase), the vault header that
 //! recognises it, and the root credentials.
 //!
 //! Layout of the data directory (created mode 0700 on first run):
@@ -20,31 +20,32 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, anyhow, bail};
 use archipel_codec::{CodecError, KdfParams, KeySource, MasterKey, VaultHeader};
 use archipel_meta::{CheckpointName, MetaStore};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use crate::config::Settings;
+use crate::error::{Result, VaultError};
+use crate::spec::VaultSpec;
 
 /// The checkpoint under which the metadata store keeps the vault header.
 const HEADER_CHECKPOINT: &str = "vault-header";
 
 /// Fresh random bytes from the operating system.
-pub(crate) fn random<const N: usize>() -> anyhow::Result<[u8; N]> {
+pub fn random<const N: usize>() -> Result<[u8; N]> {
     let mut b = [0u8; N];
-    getrandom::fill(&mut b).map_err(|e| anyhow!("no random numbers from the OS: {e}"))?;
+    getrandom::fill(&mut b)
+        .map_err(|e| VaultError::Internal(format!("no random numbers from the OS: {e}")))?;
     Ok(b)
 }
 
 /// Lowercase hex.
-pub(crate) fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A random string of `len` characters from `alphabet` (unbiased).
-fn random_string(alphabet: &[u8], len: usize) -> anyhow::Result<String> {
+fn random_string(alphabet: &[u8], len: usize) -> Result<String> {
     let limit = 256 - 256 % alphabet.len();
     let mut out = String::with_capacity(len);
     while out.len() < len {
@@ -58,24 +59,24 @@ fn random_string(alphabet: &[u8], len: usize) -> anyhow::Result<String> {
 }
 
 /// Creates the data directory (mode 0700) if it does not exist.
-pub(crate) fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
+pub fn ensure_data_dir(dir: &Path) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
     fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+        .map_err(|e| VaultError::io("cannot create the data directory", dir, e))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("cannot restrict {}", dir.display()))?;
+            .map_err(|e| VaultError::io("cannot restrict", dir, e))?;
     }
     Ok(())
 }
 
 /// Writes `contents` to `path` atomically (temp file, fsync, rename); `secret` files get mode
 /// 0600 from their creation on.
-pub(crate) fn write_file(path: &Path, contents: &[u8], secret: bool) -> anyhow::Result<()> {
+pub fn write_file(path: &Path, contents: &[u8], secret: bool) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let mut opts = fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
@@ -88,12 +89,12 @@ pub(crate) fn write_file(path: &Path, contents: &[u8], secret: bool) -> anyhow::
     let _ = secret;
     let mut f = opts
         .open(&tmp)
-        .with_context(|| format!("cannot create {}", tmp.display()))?;
+        .map_err(|e| VaultError::io("cannot create", &tmp, e))?;
     f.write_all(contents)
         .and_then(|()| f.sync_all())
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
+        .map_err(|e| VaultError::io("cannot write", &tmp, e))?;
     drop(f);
-    fs::rename(&tmp, path).with_context(|| format!("cannot create {}", path.display()))?;
+    fs::rename(&tmp, path).map_err(|e| VaultError::io("cannot create", path, e))?;
     if let Some(Ok(d)) = path.parent().map(fs::File::open) {
         let _ = d.sync_all();
     }
@@ -125,7 +126,7 @@ fn warn_if_exposed(path: &Path) {
 
 /// Where the master key came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum KeyOrigin {
+pub enum KeyOrigin {
     /// A key file.
     File(PathBuf),
     /// Argon2id over a passphrase.
@@ -134,91 +135,97 @@ pub(crate) enum KeyOrigin {
 
 /// The unlocked vault.
 #[derive(Debug)]
-pub(crate) struct Unlocked {
+pub struct Unlocked {
     /// The master key.
-    pub(crate) key: MasterKey,
+    pub key: MasterKey,
     /// The vault header.
-    pub(crate) header: VaultHeader,
+    pub header: VaultHeader,
     /// Where the key came from.
-    pub(crate) origin: KeyOrigin,
+    pub origin: KeyOrigin,
     /// Whether this run created the vault.
-    pub(crate) created: bool,
+    pub created: bool,
 }
 
 impl Unlocked {
     /// The vault id, in hex.
-    pub(crate) fn vault_id(&self) -> String {
+    pub fn vault_id(&self) -> String {
         hex(&self.header.vault_id)
     }
 }
 
-fn checkpoint() -> anyhow::Result<CheckpointName> {
-    CheckpointName::new(HEADER_CHECKPOINT).map_err(|e| anyhow!("{e}"))
+fn checkpoint() -> Result<CheckpointName> {
+    Ok(CheckpointName::new(HEADER_CHECKPOINT)?)
 }
 
-fn read_local_header(path: &Path) -> anyhow::Result<Option<VaultHeader>> {
+fn read_local_header(path: &Path) -> Result<Option<VaultHeader>> {
     match fs::read(path) {
-        Ok(bytes) => VaultHeader::decode(&bytes)
-            .map(Some)
-            .map_err(|e| anyhow!("the vault header {} is unreadable: {e}", path.display())),
+        Ok(bytes) => VaultHeader::decode(&bytes).map(Some).map_err(|e| {
+            VaultError::Key(format!(
+                "the vault header {} is unreadable: {e}",
+                path.display()
+            ))
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(anyhow!("cannot read {}: {e}", path.display())),
+        Err(e) => Err(VaultError::io("cannot read", path, e)),
     }
 }
 
-fn read_key_file(path: &Path) -> anyhow::Result<MasterKey> {
+fn read_key_file(path: &Path) -> Result<MasterKey> {
     let text = Zeroizing::new(
         fs::read_to_string(path)
-            .with_context(|| format!("cannot read the key file {}", path.display()))?,
+            .map_err(|e| VaultError::io("cannot read the key file", path, e))?,
     );
     warn_if_exposed(path);
     MasterKey::from_key_file(&text)
-        .map_err(|e| anyhow!("the key file {} is not valid: {e}", path.display()))
+        .map_err(|e| VaultError::Key(format!("the key file {} is not valid: {e}", path.display())))
 }
 
-fn new_key_file(path: &Path) -> anyhow::Result<MasterKey> {
+fn new_key_file(path: &Path) -> Result<MasterKey> {
     let key = MasterKey::from_bytes(random::<32>()?);
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        fs::create_dir_all(dir).map_err(|e| VaultError::io("cannot create", dir, e))?;
     }
     write_file(path, Zeroizing::new(key.to_key_file()).as_bytes(), true)?;
     tracing::info!("created the master key file {}", path.display());
     Ok(key)
 }
 
-fn wrong_key(e: CodecError, what: &str, header: &VaultHeader) -> anyhow::Error {
+fn wrong_key(e: CodecError, what: &str, header: &VaultHeader) -> VaultError {
     match e {
-        CodecError::WrongKey => anyhow!(
+        CodecError::WrongKey => VaultError::Key(format!(
             "{what} does not open vault {} (expected key id {})",
             hex(&header.vault_id),
             header.key_id
-        ),
-        e => anyhow!("{what}: {e}"),
+        )),
+        e => VaultError::Key(format!("{what}: {e}")),
     }
 }
 
 /// Opens the vault in `settings.data_dir` (creating it on first run), checked against the
 /// header kept in `meta`.
-pub(crate) async fn unlock(settings: &Settings, meta: &dyn MetaStore) -> anyhow::Result<Unlocked> {
+pub async fn unlock(settings: &VaultSpec, meta: &dyn MetaStore) -> Result<Unlocked> {
     let header_path = settings.data_dir.join("vault");
     let default_key_path = settings.data_dir.join("key");
     let local = read_local_header(&header_path)?;
     let name = checkpoint()?;
-    let shared =
-        match meta.get_checkpoint(&name).await? {
-            Some(bytes) => Some(VaultHeader::decode(&bytes).map_err(|e| {
-                anyhow!("the vault header in the metadata store is unreadable: {e}")
-            })?),
-            None => None,
-        };
+    let shared = match meta.get_checkpoint(&name).await? {
+        Some(bytes) => Some(VaultHeader::decode(&bytes).map_err(|e| {
+            VaultError::Key(format!(
+                "the vault header in the metadata store is unreadable: {e}"
+            ))
+        })?),
+        None => None,
+    };
     let existing = match (&local, &shared) {
-        (Some(l), Some(s)) if l != s => bail!(
-            "the data directory {} holds vault {} but the metadata store belongs to vault {}: \
-             they do not go together",
-            settings.data_dir.display(),
-            hex(&l.vault_id),
-            hex(&s.vault_id)
-        ),
+        (Some(l), Some(s)) if l != s => {
+            return Err(VaultError::Key(format!(
+                "the data directory {} holds vault {} but the metadata store belongs to vault {}: \
+                 they do not go together",
+                settings.data_dir.display(),
+                hex(&l.vault_id),
+                hex(&s.vault_id)
+            )));
+        }
         (Some(h), _) | (None, Some(h)) => Some(h.clone()),
         (None, None) => None,
     };
@@ -237,10 +244,10 @@ pub(crate) async fn unlock(settings: &Settings, meta: &dyn MetaStore) -> anyhow:
 }
 
 fn open_existing(
-    settings: &Settings,
+    settings: &VaultSpec,
     header: VaultHeader,
     default_key_path: &Path,
-) -> anyhow::Result<Unlocked> {
+) -> Result<Unlocked> {
     match header.source {
         KeySource::KeyFile => {
             if settings.key.passphrase.is_some() {
@@ -252,12 +259,12 @@ fn open_existing(
                 .clone()
                 .unwrap_or_else(|| default_key_path.to_path_buf());
             if !path.exists() {
-                bail!(
+                return Err(VaultError::Key(format!(
                     "vault {} needs its key file, and {} does not exist (restore it from your backup, \
                      or set [key] file)",
                     hex(&header.vault_id),
                     path.display()
-                );
+                )));
             }
             let key = read_key_file(&path)?;
             let key = header
@@ -275,12 +282,12 @@ fn open_existing(
                 .key
                 .passphrase
                 .clone()
-                .or_else(crate::config::passphrase_from_env);
+                .or_else(crate::spec::passphrase_from_env);
             let Some(pass) = &pass else {
-                bail!(
+                return Err(VaultError::Key(format!(
                     "vault {} is protected by a passphrase: set ARCHIPEL_PASSPHRASE (or [key] passphrase)",
                     hex(&header.vault_id)
-                );
+                )));
             };
             let key = header
                 .open_with_passphrase(pass.as_bytes())
@@ -295,11 +302,13 @@ fn open_existing(
     }
 }
 
-fn create(settings: &Settings, default_key_path: &Path) -> anyhow::Result<Unlocked> {
+fn create(settings: &VaultSpec, default_key_path: &Path) -> Result<Unlocked> {
     let vault_id = random::<16>()?;
     if let (None, Some(pass)) = (&settings.key.file, &settings.key.passphrase) {
         if pass.chars().count() < 12 {
-            bail!("the passphrase is too short: use at least 12 characters");
+            return Err(VaultError::Key(
+                "the passphrase is too short: use at least 12 characters".into(),
+            ));
         }
         let (header, key) = VaultHeader::create_with_passphrase(
             vault_id,
@@ -340,7 +349,7 @@ fn create(settings: &Settings, default_key_path: &Path) -> anyhow::Result<Unlock
 
 /// Where the root credentials came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum CredentialsOrigin {
+pub enum CredentialsOrigin {
     /// The `credentials` file in the data directory.
     File(PathBuf),
     /// `ARCHIPEL_ROOT_ACCESS_KEY` / `ARCHIPEL_ROOT_SECRET_KEY`.
@@ -351,13 +360,13 @@ pub(crate) enum CredentialsOrigin {
 
 /// The root access key.
 #[derive(Clone)]
-pub(crate) struct Credentials {
+pub struct Credentials {
     /// Access key id.
-    pub(crate) access_key: String,
+    pub access_key: String,
     /// Secret access key.
-    pub(crate) secret_key: Zeroizing<String>,
+    pub secret_key: Zeroizing<String>,
     /// Where they came from.
-    pub(crate) origin: CredentialsOrigin,
+    pub origin: CredentialsOrigin,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -376,24 +385,28 @@ struct CredentialsFile {
     secret_access_key: String,
 }
 
-fn check_credentials(access: &str, secret: &str, from: &str) -> anyhow::Result<()> {
+fn check_credentials(access: &str, secret: &str, from: &str) -> Result<()> {
     let ok_id = !access.is_empty()
         && access.len() <= 128
         && access
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if !ok_id {
-        bail!("{from}: the access key id must be 1–128 letters, digits, `-`, `_` or `.`");
+        return Err(VaultError::Credentials(format!(
+            "{from}: the access key id must be 1–128 letters, digits, `-`, `_` or `.`"
+        )));
     }
     if secret.len() < 8 || secret.chars().any(char::is_whitespace) {
-        bail!("{from}: the secret key must be at least 8 characters, without spaces");
+        return Err(VaultError::Credentials(format!(
+            "{from}: the secret key must be at least 8 characters, without spaces"
+        )));
     }
     Ok(())
 }
 
 /// The root credentials: from the configuration, else the environment, else the data
 /// directory's `credentials` file (created on first run).
-pub(crate) fn credentials(settings: &Settings) -> anyhow::Result<Credentials> {
+pub fn credentials(settings: &VaultSpec) -> Result<Credentials> {
     if let Some((a, s)) = &settings.root_credentials {
         check_credentials(a, s, "[server] root_access_key / root_secret_key")?;
         return Ok(Credentials {
@@ -421,18 +434,22 @@ pub(crate) fn credentials(settings: &Settings) -> anyhow::Result<Credentials> {
             });
         }
         (None, None) => {}
-        _ => bail!(
-            "ARCHIPEL_ROOT_ACCESS_KEY and ARCHIPEL_ROOT_SECRET_KEY go together: set both or neither"
-        ),
+        _ => {
+            return Err(VaultError::Credentials(
+                "ARCHIPEL_ROOT_ACCESS_KEY and ARCHIPEL_ROOT_SECRET_KEY go together: set both or neither"
+                    .into(),
+            ));
+        }
     }
     let path = settings.data_dir.join("credentials");
     if path.exists() {
         let text = Zeroizing::new(
-            fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?,
+            fs::read_to_string(&path).map_err(|e| VaultError::io("cannot read", &path, e))?,
         );
         warn_if_exposed(&path);
-        let f: CredentialsFile = toml::from_str(&text)
-            .map_err(|e| anyhow!("{} is not valid: {}", path.display(), e.message()))?;
+        let f: CredentialsFile = toml::from_str(&text).map_err(|e| {
+            VaultError::Credentials(format!("{} is not valid: {}", path.display(), e.message()))
+        })?;
         check_credentials(
             &f.access_key_id,
             &f.secret_access_key,
@@ -467,6 +484,26 @@ pub(crate) fn credentials(settings: &Settings) -> anyhow::Result<Credentials> {
     })
 }
 
+/// The bearer token of the admin API, derived from the root secret:
+/// `hex(HMAC-SHA256(root secret, "archipel admin api v1"))`. Whoever holds the root
+/// credentials can compute it; it reveals nothing of the secret, and changing the root secret
+/// changes it.
+pub fn admin_token(root_secret: &str) -> String {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, root_secret.as_bytes());
+    hex(aws_lc_rs::hmac::sign(&key, b"archipel admin api v1").as_ref())
+}
+
+/// Whether `presented` is the admin token of `root_secret`, compared in constant time.
+pub fn admin_token_matches(root_secret: &str, presented: &str) -> bool {
+    let expected = admin_token(root_secret);
+    expected.len() == presented.len()
+        && aws_lc_rs::constant_time::verify_slices_are_equal(
+            expected.as_bytes(),
+            presented.as_bytes(),
+        )
+        .is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -478,6 +515,16 @@ mod tests {
         assert_eq!(s.len(), 100);
         assert!(s.chars().all(|c| c == 'A' || c == 'B'));
         assert!(s.contains('A') && s.contains('B'));
+    }
+
+    #[test]
+    fn admin_tokens_follow_the_secret() {
+        let t = admin_token("secret-one");
+        assert_eq!(t.len(), 64);
+        assert!(admin_token_matches("secret-one", &t));
+        assert!(!admin_token_matches("secret-two", &t));
+        assert!(!admin_token_matches("secret-one", &t[..63]));
+        assert!(!t.contains("secret"));
     }
 
     #[test]

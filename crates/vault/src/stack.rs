@@ -1,4 +1,5 @@
-//! Builds the configured providers as the engine uses them — Retry ∘ Timeout ∘ Limit ∘
+//! The standard provider layer stack, built for the gateway and the tests alike, and the
+//! start-up probe. Builds the configured providers as the engine uses them — Retry ∘ Timeout ∘ Limit ∘
 //! Metrics ∘ provider — and checks each at start (put, read back, delete a small probe blob),
 //! so a wrong credential or an unreachable endpoint fails `archipel serve` at once, naming
 //! the provider, rather than at the first PUT.
@@ -6,30 +7,35 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::anyhow;
 use archipel_engine::ProviderSlot;
 use archipel_provider::{
     ErrorKind, Fault, FaultLayer, Limit, LocalDir, Metrics, Provider, ProviderError, ProviderExt,
     Remote, Retry, RetryPolicy, Timeout,
 };
 
-use crate::config::{ProviderBackend, ProviderSetting};
+use crate::error::{Result, VaultError};
+use crate::spec::{ProviderBackend, ProviderSpec};
 
 /// A provider ready for the engine, with its counters.
 #[derive(Debug, Clone)]
-pub(crate) struct Built {
+pub struct Built {
     /// What the engine gets.
-    pub(crate) slot: ProviderSlot,
+    pub slot: ProviderSlot,
     /// Its counters (for `/metrics` and `status`).
-    pub(crate) metrics: Arc<Metrics>,
+    pub metrics: Arc<Metrics>,
     /// How it was configured.
-    pub(crate) setting: ProviderSetting,
+    pub spec: ProviderSpec,
     /// The start-up probe's round trip (put, get, delete), when it ran.
-    pub(crate) probe: Option<Duration>,
+    pub probe: Option<Duration>,
+    /// The provider with its deadlines only (no retries, no concurrency limit), for
+    /// `provider test` beside the running engine.
+    pub bare: Arc<dyn Provider>,
+    /// The registry generation it was built from.
+    pub generation: u64,
 }
 
 /// Opens one provider, bare (no network traffic for remote ones).
-async fn open_raw(s: &ProviderSetting) -> Result<Arc<dyn Provider>, ProviderError> {
+async fn open_raw(s: &ProviderSpec) -> Result<Arc<dyn Provider>, ProviderError> {
     let name = s.info.name.as_str();
     Ok(match &s.backend {
         ProviderBackend::Dir(path) => Arc::new(LocalDir::open(name, path).await?),
@@ -40,7 +46,7 @@ async fn open_raw(s: &ProviderSetting) -> Result<Arc<dyn Provider>, ProviderErro
 
 /// Opens one provider with its deadlines only — no retries, no concurrency limit — so that
 /// `provider test` sees every failure and measures the provider itself.
-pub(crate) async fn open_for_test(s: &ProviderSetting) -> Result<Arc<dyn Provider>, ProviderError> {
+pub async fn open_for_test(s: &ProviderSpec) -> Result<Arc<dyn Provider>, ProviderError> {
     let raw = open_raw(s).await?;
     Ok(Arc::new(Timeout::new(
         raw,
@@ -50,7 +56,7 @@ pub(crate) async fn open_for_test(s: &ProviderSetting) -> Result<Arc<dyn Provide
 }
 
 /// Opens one provider and wraps it in the layers.
-async fn build_one(s: &ProviderSetting) -> Result<Built, ProviderError> {
+pub async fn build_one(s: &ProviderSpec) -> Result<Built, ProviderError> {
     let raw = open_raw(s).await?;
     // `inject_latency_ms` (tests and benchmarks): a provider slowed on purpose.
     let raw: Arc<dyn Provider> = if s.inject_latency.is_zero() {
@@ -68,6 +74,8 @@ async fn build_one(s: &ProviderSetting) -> Result<Built, ProviderError> {
         });
         Arc::new(f)
     };
+    let bare: Arc<dyn Provider> =
+        Arc::new(Timeout::new(raw.clone(), s.request_timeout, s.put_timeout));
     let metrics = Arc::new(Metrics::new(raw));
     let p: Arc<dyn Provider> = metrics.clone();
     let p: Arc<dyn Provider> = Arc::new(Limit::new(p, s.concurrency));
@@ -79,8 +87,10 @@ async fn build_one(s: &ProviderSetting) -> Result<Built, ProviderError> {
             provider: p,
         },
         metrics,
-        setting: s.clone(),
+        spec: s.clone(),
         probe: None,
+        bare,
+        generation: 0,
     })
 }
 
@@ -126,7 +136,7 @@ fn s3_code(message: &str) -> Option<&str> {
 /// What went wrong, for an operator: a refused credential as such (whatever kind the provider
 /// crate gave it: a WebDAV 401 met while creating a folder arrives as "unexpected"), else the
 /// kind and the provider's message; then a hint for the kind.
-pub(crate) fn explain(e: &ProviderError, backend: &ProviderBackend) -> String {
+pub fn explain(e: &ProviderError, backend: &ProviderBackend) -> String {
     let status = http_status(&e.message);
     let refused = match status {
         Some(401) => Some("credentials refused (HTTP 401 Unauthorized)".to_string()),
@@ -150,7 +160,7 @@ pub(crate) fn explain(e: &ProviderError, backend: &ProviderBackend) -> String {
     }
 }
 
-fn describe_failure(s: &ProviderSetting, e: &ProviderError) -> String {
+fn describe_failure(s: &ProviderSpec, e: &ProviderError) -> String {
     format!(
         "{} [{} at {}]: {} failed: {}",
         s.describe(),
@@ -163,19 +173,19 @@ fn describe_failure(s: &ProviderSetting, e: &ProviderError) -> String {
 
 /// What a probe measured.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ProbeReport {
+pub struct ProbeReport {
     /// Time to put, read back and delete the probe blob.
-    pub(crate) round_trip: Duration,
+    pub round_trip: Duration,
 }
 
 /// Puts, reads back and deletes a probe blob.
-pub(crate) async fn probe(p: &Arc<dyn Provider>) -> Result<ProbeReport, ProviderError> {
+pub async fn probe(p: &Arc<dyn Provider>) -> Result<ProbeReport, ProviderError> {
     let started = Instant::now();
-    let suffix = crate::vault::random::<8>().map_err(|e| {
+    let suffix = crate::secrets::random::<8>().map_err(|e| {
         ProviderError::new(ErrorKind::Other, p.name(), "probe", None, e.to_string())
     })?;
-    let blob = archipel_provider::BlobName::new(format!("probe/{}", crate::vault::hex(&suffix)))?;
-    let body = format!("archipel probe {}", crate::vault::hex(&suffix)).into_bytes();
+    let blob = archipel_provider::BlobName::new(format!("probe/{}", crate::secrets::hex(&suffix)))?;
+    let body = format!("archipel probe {}", crate::secrets::hex(&suffix)).into_bytes();
     p.put_bytes(&blob, body.clone()).await?;
     let back = p.get_bytes(&blob, None).await;
     let deleted = p.delete(&blob).await;
@@ -200,8 +210,8 @@ const PROBE_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Builds one provider and, with `check`, probes it: the probe's round trip, or the failure
 /// described for an operator (naming the provider, and where it is declared when known).
-pub(crate) async fn build_checked(
-    s: &ProviderSetting,
+pub async fn build_checked(
+    s: &ProviderSpec,
     check: bool,
 ) -> Result<(Built, Option<Duration>), String> {
     let built = build_one(s).await.map_err(|e| describe_failure(s, &e))?;
@@ -230,10 +240,7 @@ pub(crate) async fn build_checked(
 
 /// Builds every provider and, with `check`, probes them all concurrently; an error lists every
 /// provider that failed, by name and where it is declared.
-pub(crate) async fn build_all(
-    settings: &[ProviderSetting],
-    check: bool,
-) -> anyhow::Result<Vec<Built>> {
+pub async fn build_all(settings: &[ProviderSpec], check: bool) -> Result<Vec<Built>> {
     let results = futures::future::join_all(settings.iter().map(|s| async move {
         build_checked(s, check).await.map(|(mut b, probe)| {
             b.probe = probe;
@@ -251,12 +258,12 @@ pub(crate) async fn build_all(
     }
     if !failures.is_empty() {
         let n = failures.len();
-        return Err(anyhow!(
+        return Err(VaultError::Providers(format!(
             "{n} of {} provider{} failed the start-up check:\n  {}",
             settings.len(),
             if settings.len() == 1 { "" } else { "s" },
             failures.join("\n  ")
-        ));
+        )));
     }
     Ok(built)
 }

@@ -1,0 +1,504 @@
+//! The admin API: the control plane ([`archipel_vault::Vault`]) as JSON over HTTP on the
+//! admin listener, under `/admin/v1/`. The CLI uses it when a gateway serves the vault (the
+//! embedded store and directory providers belong to one process), and the console will.
+//!
+//! * **Authentication** before anything else, the body included: `Authorization: Bearer
+//!   TOKEN`, where TOKEN is derived from the root secret
+//!   ([`archipel_vault::secrets::admin_token`]). No credentials → 401 with
+//!   `WWW-Authenticate: Bearer`; a wrong token → 403. Only `GET /admin/v1/openapi.json` is
+//!   public.
+//! * **Limits**: request bodies of at most [`MAX_BODY`] bytes, read only after the token
+//!   checked; `rounds` ≤ 100 and `size` ≤ 1 GiB for provider tests.
+//! * **Errors**: `{"error": {"code", "message"}}` with 400 (invalid), 404 (no such
+//!   provider, key or bucket), 409 (exists), 422 (a provider failed its check), 503
+//!   (retryable), 500.
+//! * The routes are [`route`], a pure function covered by a table test; the OpenAPI
+//!   description (`admin-openapi.json`, served at `/admin/v1/openapi.json`) is checked
+//!   against it by a test, so neither drifts from the other.
+
+use archipel_engine::{EngineError, ProviderState};
+use archipel_vault::{NewProvider, Perms, Vault, VaultError};
+use bytes::Bytes;
+use http::{Method, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use serde::Deserialize;
+use serde_json::json;
+
+/// The OpenAPI description of this API.
+pub const OPENAPI: &str = include_str!("../admin-openapi.json");
+
+/// The largest request body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// One operation of the admin API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    OpenApi,
+    Status,
+    ListProviders,
+    AddProvider,
+    TestProviders,
+    TestProvider(String),
+    UpdateProvider(String),
+    ListKeys,
+    CreateKey,
+    DeleteKey(String),
+    Grant { id: String, bucket: String },
+    ListBuckets,
+}
+
+/// Where a request goes; `None` for a path outside the API (404) and `Some(Err(()))` for a
+/// known path with a method it does not take (405).
+pub(crate) fn route(method: &Method, path: &str) -> Option<Result<Endpoint, ()>> {
+    let rest = path.strip_prefix("/admin/v1/")?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    let m = method.clone();
+    let e = match (parts.as_slice(), m) {
+        (["openapi.json"], Method::GET) => Endpoint::OpenApi,
+        (["status"], Method::GET) => Endpoint::Status,
+        (["providers"], Method::GET) => Endpoint::ListProviders,
+        (["providers"], Method::POST) => Endpoint::AddProvider,
+        (["providers", "test"], Method::POST) => Endpoint::TestProviders,
+        (["providers", n, "test"], Method::POST) if !n.is_empty() => {
+            Endpoint::TestProvider((*n).to_string())
+        }
+        (["providers", n], Method::PATCH) if !n.is_empty() && *n != "test" => {
+            Endpoint::UpdateProvider((*n).to_string())
+        }
+        (["keys"], Method::GET) => Endpoint::ListKeys,
+        (["keys"], Method::POST) => Endpoint::CreateKey,
+        (["keys", id], Method::DELETE) if !id.is_empty() => Endpoint::DeleteKey((*id).to_string()),
+        (["keys", id, "grants", b], Method::PUT) if !id.is_empty() && !b.is_empty() => {
+            Endpoint::Grant {
+                id: (*id).to_string(),
+                bucket: (*b).to_string(),
+            }
+        }
+        (["buckets"], Method::GET) => Endpoint::ListBuckets,
+        (
+            ["openapi.json"]
+            | ["status"]
+            | ["providers"]
+            | ["providers", "test"]
+            | ["providers", _]
+            | ["providers", _, "test"]
+            | ["keys"]
+            | ["keys", _]
+            | ["keys", _, "grants", _]
+            | ["buckets"],
+            _,
+        ) => return Some(Err(())),
+        _ => return None,
+    };
+    Some(Ok(e))
+}
+
+fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+fn ok<T: serde::Serialize>(status: StatusCode, v: &T) -> Response<Full<Bytes>> {
+    match serde_json::to_value(v) {
+        Ok(v) => json_response(status, &v),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal",
+            &e.to_string(),
+        ),
+    }
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>> {
+    json_response(
+        status,
+        &json!({"error": {"code": code, "message": message}}),
+    )
+}
+
+fn vault_error(e: &VaultError) -> Response<Full<Bytes>> {
+    let (status, code) = match e {
+        VaultError::NoSuchProvider { .. } => (StatusCode::NOT_FOUND, "NoSuchProvider"),
+        VaultError::NoSuchKey { .. } => (StatusCode::NOT_FOUND, "NoSuchKey"),
+        VaultError::Engine(EngineError::NoSuchBucket { .. }) => {
+            (StatusCode::NOT_FOUND, "NoSuchBucket")
+        }
+        VaultError::ProviderExists { .. } => (StatusCode::CONFLICT, "ProviderExists"),
+        VaultError::Providers(_) => (StatusCode::UNPROCESSABLE_ENTITY, "ProviderCheckFailed"),
+        VaultError::Invalid(_) | VaultError::Engine(_) if !e.is_retryable() => {
+            (StatusCode::BAD_REQUEST, "InvalidRequest")
+        }
+        _ if e.is_retryable() => (StatusCode::SERVICE_UNAVAILABLE, "Unavailable"),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "Internal"),
+    };
+    error(status, code, &e.to_string())
+}
+
+fn bearer(req: &http::request::Parts) -> Option<&str> {
+    let v = req
+        .headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+fn query_u64(query: Option<&str>, name: &str) -> Result<Option<u64>, String> {
+    let Some(q) = query else { return Ok(None) };
+    for pair in q.split('&') {
+        if let Some((k, v)) = pair.split_once('=')
+            && k == name
+        {
+            return v
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("query parameter {name}={v:?} is not a number"));
+        }
+    }
+    Ok(None)
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(
+    body: hyper::body::Incoming,
+) -> Result<T, Response<Full<Bytes>>> {
+    let bytes = Limited::new(body, MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| {
+            error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "InvalidRequest",
+                &format!("request body: {e} (at most {MAX_BODY} bytes)"),
+            )
+        })?
+        .to_bytes();
+    serde_json::from_slice(&bytes).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequest",
+            &format!("request body: {e}"),
+        )
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateKeyBody {
+    #[serde(default)]
+    owner: String,
+    #[serde(default)]
+    bucket: Option<String>,
+    #[serde(default, flatten)]
+    perms: Perms,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateProviderBody {
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    weight: Option<u32>,
+}
+
+/// Answers an admin API request (`endpoint` from [`route`]).
+pub(crate) async fn handle(
+    vault: Option<&Vault>,
+    endpoint: Endpoint,
+    req: http::Request<hyper::body::Incoming>,
+) -> Response<Full<Bytes>> {
+    if endpoint == Endpoint::OpenApi {
+        let mut r = Response::new(Full::new(Bytes::from_static(OPENAPI.as_bytes())));
+        r.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        return r;
+    }
+    let Some(vault) = vault else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "NotServed",
+            "this listener does not serve the admin API",
+        );
+    };
+    let (parts, body) = req.into_parts();
+    match bearer(&parts) {
+        None => {
+            let mut r = error(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+                "the admin API needs `Authorization: Bearer TOKEN` (the token derived from the \
+                 root credentials; the archipel CLI sends it)",
+            );
+            r.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer realm=\"archipel admin\""),
+            );
+            return r;
+        }
+        Some(t)
+            if !archipel_vault::secrets::admin_token_matches(
+                vault.credentials().secret_key.as_str(),
+                t,
+            ) =>
+        {
+            return error(
+                StatusCode::FORBIDDEN,
+                "AccessDenied",
+                "the admin token does not match this vault's root credentials",
+            );
+        }
+        Some(_) => {}
+    }
+    let query = parts.uri.query();
+    match endpoint {
+        Endpoint::OpenApi => unreachable_openapi(),
+        Endpoint::Status => match archipel_vault::status::collect(vault).await {
+            Ok(s) => ok(StatusCode::OK, &s),
+            Err(e) => vault_error(&e),
+        },
+        Endpoint::ListProviders => match vault.list_registry().await {
+            Ok(l) => ok(StatusCode::OK, &l),
+            Err(e) => vault_error(&e),
+        },
+        Endpoint::AddProvider => {
+            let new: NewProvider = match read_json(body).await {
+                Ok(n) => n,
+                Err(r) => return r,
+            };
+            let spec = match new.into_spec() {
+                Ok(s) => s,
+                Err(e) => return vault_error(&e),
+            };
+            match vault.add_provider(spec).await {
+                Ok(a) => ok(StatusCode::CREATED, &a),
+                Err(e) => vault_error(&e),
+            }
+        }
+        Endpoint::TestProviders | Endpoint::TestProvider(_) => {
+            let rounds = match query_u64(query, "rounds") {
+                Ok(r) => r.unwrap_or(5),
+                Err(m) => return error(StatusCode::BAD_REQUEST, "InvalidRequest", &m),
+            };
+            let size = match query_u64(query, "size") {
+                Ok(s) => s.unwrap_or(0),
+                Err(m) => return error(StatusCode::BAD_REQUEST, "InvalidRequest", &m),
+            };
+            if rounds == 0 || rounds > 100 || size > 1 << 30 {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidRequest",
+                    "rounds must be 1–100 and size at most 1 GiB",
+                );
+            }
+            let names = match endpoint {
+                Endpoint::TestProvider(n) => vec![n],
+                _ => Vec::new(),
+            };
+            match vault.test_providers(&names, rounds as u32, size).await {
+                Ok(t) => ok(StatusCode::OK, &t),
+                Err(e) => vault_error(&e),
+            }
+        }
+        Endpoint::UpdateProvider(name) => {
+            let b: UpdateProviderBody = match read_json(body).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            let state = match b.state.as_deref().map(ProviderState::parse).transpose() {
+                Ok(s) => s,
+                Err(_) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "InvalidRequest",
+                        "state must be active, draining or retired",
+                    );
+                }
+            };
+            match vault.update_provider(&name, state, b.weight).await {
+                Ok(e) => ok(StatusCode::OK, &e),
+                Err(e) => vault_error(&e),
+            }
+        }
+        Endpoint::ListKeys => match vault.list_keys().await {
+            Ok(k) => ok(StatusCode::OK, &k),
+            Err(e) => vault_error(&e),
+        },
+        Endpoint::CreateKey => {
+            let b: CreateKeyBody = match read_json(body).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            if b.bucket.is_none() && b.perms.any() {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidRequest",
+                    "read, write and admin need a bucket",
+                );
+            }
+            let grant = b.bucket.as_deref().map(|bk| (bk, b.perms));
+            match vault.create_key(&b.owner, grant).await {
+                Ok(k) => ok(StatusCode::CREATED, &k),
+                Err(e) => vault_error(&e),
+            }
+        }
+        Endpoint::DeleteKey(id) => match vault.delete_key(&id).await {
+            Ok(()) => ok(StatusCode::OK, &json!({"deleted": id})),
+            Err(e) => vault_error(&e),
+        },
+        Endpoint::Grant { id, bucket } => {
+            let p: Perms = match read_json(body).await {
+                Ok(p) => p,
+                Err(r) => return r,
+            };
+            match vault.grant_key(&id, &bucket, p).await {
+                Ok(()) => ok(
+                    StatusCode::OK,
+                    &json!({"id": id, "bucket": bucket, "permissions": p}),
+                ),
+                Err(e) => vault_error(&e),
+            }
+        }
+        Endpoint::ListBuckets => {
+            let engine = vault.engine();
+            let buckets = match engine.meta().list_buckets().await {
+                Ok(b) => b,
+                Err(e) => return vault_error(&VaultError::Meta(e)),
+            };
+            let mut out = Vec::new();
+            for b in buckets {
+                let policy = engine
+                    .bucket_policy(b.name.as_str())
+                    .await
+                    .map(|p| {
+                        json!({"data": p.k, "parity": p.m, "write_quorum": p.write_quorum,
+                           "max_per_operator": p.rules.max_per_operator,
+                           "max_per_jurisdiction": p.rules.max_per_jurisdiction,
+                           "allowed_jurisdictions": p.rules.allowed_jurisdictions})
+                    })
+                    .unwrap_or(serde_json::Value::Null);
+                out.push(json!({"name": b.name.as_str(), "owner": b.owner,
+                    "created_ms": b.created.0, "policy": policy}));
+            }
+            ok(StatusCode::OK, &out)
+        }
+    }
+}
+
+fn unreachable_openapi() -> Response<Full<Bytes>> {
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Internal",
+        "openapi is answered before authentication",
+    )
+}
+
+/// Every route as `(METHOD, /admin/v1/template)`, for the OpenAPI test.
+#[cfg(test)]
+pub(crate) const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/admin/v1/openapi.json"),
+    ("GET", "/admin/v1/status"),
+    ("GET", "/admin/v1/providers"),
+    ("POST", "/admin/v1/providers"),
+    ("POST", "/admin/v1/providers/test"),
+    ("POST", "/admin/v1/providers/{name}/test"),
+    ("PATCH", "/admin/v1/providers/{name}"),
+    ("GET", "/admin/v1/keys"),
+    ("POST", "/admin/v1/keys"),
+    ("DELETE", "/admin/v1/keys/{id}"),
+    ("PUT", "/admin/v1/keys/{id}/grants/{bucket}"),
+    ("GET", "/admin/v1/buckets"),
+];
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn routes_are_a_table() {
+        let r = |m: &str, p: &str| route(&Method::from_bytes(m.as_bytes()).unwrap(), p);
+        assert_eq!(r("GET", "/admin/v1/status"), Some(Ok(Endpoint::Status)));
+        assert_eq!(
+            r("POST", "/admin/v1/providers"),
+            Some(Ok(Endpoint::AddProvider))
+        );
+        assert_eq!(
+            r("POST", "/admin/v1/providers/test"),
+            Some(Ok(Endpoint::TestProviders))
+        );
+        assert_eq!(
+            r("POST", "/admin/v1/providers/p1/test"),
+            Some(Ok(Endpoint::TestProvider("p1".into())))
+        );
+        assert_eq!(
+            r("PATCH", "/admin/v1/providers/p1"),
+            Some(Ok(Endpoint::UpdateProvider("p1".into())))
+        );
+        assert_eq!(
+            r("DELETE", "/admin/v1/keys/AK1"),
+            Some(Ok(Endpoint::DeleteKey("AK1".into())))
+        );
+        assert_eq!(
+            r("PUT", "/admin/v1/keys/AK1/grants/b"),
+            Some(Ok(Endpoint::Grant {
+                id: "AK1".into(),
+                bucket: "b".into()
+            }))
+        );
+        assert_eq!(r("DELETE", "/admin/v1/status"), Some(Err(())));
+        assert_eq!(r("GET", "/admin/v1/keys/AK1"), Some(Err(())));
+        assert_eq!(r("GET", "/admin/v1/nothing"), None);
+        assert_eq!(r("GET", "/metrics"), None);
+        assert_eq!(r("DELETE", "/admin/v1/keys/"), Some(Err(())));
+    }
+
+    /// The OpenAPI description lists exactly the routes [`route`] serves, each with the
+    /// method it takes.
+    #[test]
+    fn openapi_matches_the_router() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        assert_eq!(doc["openapi"].as_str().map(|v| &v[..2]), Some("3."));
+        let mut documented = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                assert!(
+                    op["responses"].is_object(),
+                    "{method} {path} documents its responses"
+                );
+                documented.push((method.to_uppercase(), path.clone()));
+            }
+        }
+        documented.sort();
+        let mut served: Vec<(String, String)> = ROUTES
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+        served.sort();
+        assert_eq!(documented, served);
+        for (m, template) in ROUTES {
+            let concrete = template
+                .replace("{name}", "p1")
+                .replace("{id}", "AK1")
+                .replace("{bucket}", "b");
+            let method = Method::from_bytes(m.as_bytes()).unwrap();
+            assert!(
+                matches!(route(&method, &concrete), Some(Ok(_))),
+                "{m} {concrete} is routed"
+            );
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! [`Vault`]: an open vault — the metadata store, the master key, the root credentials, the
+//! providers (built with the standard layer stack, kept in step with the registry) and the
+//! engine over them. `archipel serve`, the operator commands that open a vault themselves
+//! and the admin API all go through it.
+
+use std::sync::{Arc, Mutex};
+
+use archipel_engine::{Engine, EngineOptions, Policy};
+use archipel_meta::{
+    CheckpointName, EmbeddedOptions, MetaError, MetaStore, PostgresOptions, SqlMetaStore,
+};
+
+use crate::error::{Result, VaultError};
+use crate::secrets::{self, Credentials, Unlocked};
+use crate::spec::{MetaSpec, VaultSpec};
+use crate::stack::{self, Built};
+
+/// The checkpoint holding the default policy for new buckets (`Policy::encode` lines), written
+/// from `[policy]` at every start and removed when the file has none.
+pub const DEFAULT_POLICY_CHECKPOINT: &str = "default-policy";
+
+pub(crate) struct Inner {
+    pub(crate) engine: Engine,
+    pub(crate) meta: SqlMetaStore,
+    pub(crate) unlocked: Unlocked,
+    pub(crate) credentials: Credentials,
+    pub(crate) default_policy: Policy,
+    pub(crate) spec: VaultSpec,
+    /// The providers the engine uses now, with their counters and specs.
+    pub(crate) providers: Mutex<Vec<Built>>,
+    /// Serialises changes of the registry made by this process.
+    pub(crate) changing: tokio::sync::Mutex<()>,
+    /// What reconciling the configuration with the registry found (by provider name).
+    pub(crate) registry_notes: Mutex<Vec<String>>,
+}
+
+/// An open vault. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Vault {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vault")
+            .field("vault_id", &self.inner.unlocked.vault_id())
+            .field("data_dir", &self.inner.spec.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens the metadata store of `spec`.
+pub async fn open_meta(spec: &VaultSpec) -> Result<SqlMetaStore> {
+    match &spec.meta {
+        MetaSpec::Embedded(dir) => SqlMetaStore::open_embedded(EmbeddedOptions::new(dir))
+            .await
+            .map_err(|e| match e {
+                MetaError::Locked { path } => VaultError::InUse {
+                    data_dir: spec.data_dir.clone(),
+                    lock: path,
+                },
+                e => e.into(),
+            }),
+        MetaSpec::Postgres {
+            url,
+            schema,
+            max_connections,
+        } => {
+            let mut o = PostgresOptions::new(url.clone());
+            o.schema = schema.clone();
+            if let Some(n) = max_connections {
+                o.max_connections = *n;
+            }
+            Ok(SqlMetaStore::connect_postgres(o).await?)
+        }
+    }
+}
+
+fn checkpoint(name: &str) -> Result<CheckpointName> {
+    Ok(CheckpointName::new(name)?)
+}
+
+impl Vault {
+    /// Opens (on first run: creates) the vault of `spec`; `check` probes every provider first.
+    pub async fn open(spec: &VaultSpec, check: bool) -> Result<Vault> {
+        secrets::ensure_data_dir(&spec.data_dir)?;
+        let meta = open_meta(spec).await?;
+        match Self::open_with(spec, check, meta.clone()).await {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                meta.close().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Opens an existing vault (never creates one), without probing the providers: what the
+    /// operator commands use when no gateway serves the vault.
+    pub async fn open_existing(spec: &VaultSpec) -> Result<Vault> {
+        if matches!(spec.meta, MetaSpec::Embedded(_)) && !spec.data_dir.join("vault").is_file() {
+            return Err(VaultError::NoVault {
+                data_dir: spec.data_dir.clone(),
+                hint: if spec.is_demo() {
+                    " (or point to it with --data-dir / --config)"
+                } else {
+                    " --config … (or point to it with --data-dir / --config)"
+                },
+            });
+        }
+        Self::open(spec, false).await
+    }
+
+    async fn open_with(spec: &VaultSpec, check: bool, meta: SqlMetaStore) -> Result<Vault> {
+        let unlocked = secrets::unlock(spec, &meta).await?;
+        let credentials = secrets::credentials(spec)?;
+        let (specs, notes) = crate::registry::reconcile(spec, &meta, &unlocked.key).await?;
+        let generations: Vec<u64> = specs.iter().map(|(_, g)| *g).collect();
+        let specs: Vec<_> = specs.into_iter().map(|(s, _)| s).collect();
+        let mut providers = stack::build_all(&specs, check).await?;
+        for (b, g) in providers.iter_mut().zip(generations) {
+            b.generation = g;
+        }
+        let dyn_meta: Arc<dyn MetaStore> = Arc::new(meta.clone());
+        let engine = Engine::new(
+            unlocked.key.clone(),
+            dyn_meta,
+            providers.iter().map(|b| b.slot.clone()).collect(),
+            EngineOptions {
+                default_policy: spec.policy.clone(),
+                ..EngineOptions::default()
+            },
+        )?;
+        // What the start-up probe saw seeds the engine's view of each provider, so a provider
+        // that is already slow is avoided from the first read (a probe is a put, a get and a
+        // delete).
+        for b in &providers {
+            if let Some(rt) = b.probe {
+                engine.health().record_ok(&b.slot.info.name, rt / 3);
+            }
+        }
+        let default_policy = match &spec.policy {
+            Some(p) => {
+                meta.put_checkpoint(&checkpoint(DEFAULT_POLICY_CHECKPOINT)?, &p.encode())
+                    .await?;
+                p.clone()
+            }
+            None => {
+                meta.delete_checkpoint(&checkpoint(DEFAULT_POLICY_CHECKPOINT)?)
+                    .await?;
+                engine.default_policy().map_err(|e| {
+                    VaultError::Invalid(format!(
+                        "no usable default policy for these providers: {e}"
+                    ))
+                })?
+            }
+        };
+        Ok(Vault {
+            inner: Arc::new(Inner {
+                engine,
+                meta,
+                unlocked,
+                credentials,
+                default_policy,
+                spec: spec.clone(),
+                providers: Mutex::new(providers),
+                changing: tokio::sync::Mutex::new(()),
+                registry_notes: Mutex::new(notes),
+            }),
+        })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// The metadata store.
+    pub fn meta(&self) -> &SqlMetaStore {
+        &self.inner.meta
+    }
+
+    /// The key and the vault header.
+    pub fn unlocked(&self) -> &Unlocked {
+        &self.inner.unlocked
+    }
+
+    /// The root credentials.
+    pub fn credentials(&self) -> &Credentials {
+        &self.inner.credentials
+    }
+
+    /// The default policy of new buckets.
+    pub fn default_policy(&self) -> &Policy {
+        &self.inner.default_policy
+    }
+
+    /// What the vault was opened from.
+    pub fn spec(&self) -> &VaultSpec {
+        &self.inner.spec
+    }
+
+    /// The providers in use now (a snapshot).
+    pub fn providers(&self) -> Vec<Built> {
+        self.inner
+            .providers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// What reconciling the configuration with the registry found, one line per provider
+    /// that the configuration and the registry disagree on.
+    pub fn registry_notes(&self) -> Vec<String> {
+        self.inner
+            .registry_notes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Closes the metadata store (after its queued writes).
+    pub async fn close(self) {
+        self.inner.meta.close().await;
+    }
+}

@@ -9,8 +9,8 @@ use archipel_codec::{
     DEFAULT_STRIPE_SIZE, Manifest, ManifestKey, MasterKey, SegmentId, ShardIdentity, VersionId,
 };
 use archipel_meta::{
-    Bucket, BucketName, CommitCondition, ETag, GcBlob, MetaStore, NewVersion, ObjectKey,
-    ProviderName, RepairItem, UnixMillis,
+    Bucket, BucketName, CommitCondition, DeleteCondition, ETag, GcBlob, MetaStore, NewVersion,
+    ObjectKey, ProviderName, RepairItem, UnixMillis,
 };
 use archipel_provider::Provider;
 use bytes::Bytes;
@@ -695,7 +695,11 @@ impl Engine {
     /// Deletes an object; its shards go to the GC queue. Returns what was deleted, if anything.
     pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<String>> {
         let (bname, okey) = (bucket_name(bucket)?, object_key(key)?);
-        let superseded = self.inner.meta.delete(&bname, &okey, None).await?;
+        let superseded = self
+            .inner
+            .meta
+            .delete(&bname, &okey, &DeleteCondition::Unconditional)
+            .await?;
         match superseded.previous {
             Some(prev) => {
                 self.inner

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use archipel_engine::{BodyCheck, PutOptions};
-use archipel_meta::{BucketName, MetaStore, ObjectKey};
+use archipel_meta::{BucketName, DeleteCondition, MetaStore, ObjectKey};
 
 use crate::harness::{Vault, body, pattern, read_all};
 
@@ -132,7 +132,7 @@ async fn the_orphan_scan_reclaims_unreferenced_shards_once_old_enough() {
         .delete(
             &BucketName::s3("bkt").unwrap(),
             &ObjectKey::new("lose").unwrap(),
-            None,
+            &DeleteCondition::Unconditional,
         )
         .await
         .unwrap();

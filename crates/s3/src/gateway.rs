@@ -11,8 +11,8 @@ use archipel_engine::{
     Body as EngineBody, BodyCheck, ByteRange, Engine, EngineError, ObjectInfo, PutOptions,
 };
 use archipel_meta::{
-    BucketName, CommitCondition, ETag as MetaETag, ListQuery, MetaStore, ObjectKey, PartQuery,
-    UnixMillis, UploadId, UploadQuery, UploadRef,
+    BucketName, CommitCondition, DeleteCondition, ETag as MetaETag, ListQuery, MetaStore,
+    ObjectKey, PartQuery, UnixMillis, UploadId, UploadQuery, UploadRef,
 };
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -972,7 +972,7 @@ impl S3 for Gateway {
             }
         }
         self.engine
-            .delete_object(&i.bucket, &i.key)
+            .delete_object(&i.bucket, &i.key, &DeleteCondition::Unconditional)
             .await
             .map_err(to_s3)?;
         ok(DeleteObjectOutput::default())
@@ -994,7 +994,11 @@ impl S3 for Gateway {
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
         for o in i.delete.objects {
-            match self.engine.delete_object(&i.bucket, &o.key).await {
+            match self
+                .engine
+                .delete_object(&i.bucket, &o.key, &DeleteCondition::Unconditional)
+                .await
+            {
                 Ok(_) => {
                     if !quiet {
                         deleted.push(DeletedObject {

@@ -32,9 +32,19 @@ async fn overwrites_and_deletes_free_their_shards() {
     );
     assert_eq!(v.total_blobs().await, 6);
     assert!(read_all(&v.engine, "bkt", "k").await.unwrap() == pattern(2, 300_000));
-    assert!(v.engine.delete_object("bkt", "k").await.unwrap().is_some());
     assert!(
-        v.engine.delete_object("bkt", "k").await.unwrap().is_none(),
+        v.engine
+            .delete_object("bkt", "k", &DeleteCondition::Unconditional)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        v.engine
+            .delete_object("bkt", "k", &DeleteCondition::Unconditional)
+            .await
+            .unwrap()
+            .is_none(),
         "idempotent"
     );
     v.engine.gc_once().await.unwrap();
@@ -55,7 +65,10 @@ async fn gc_keeps_and_retries_what_a_down_provider_holds() {
         )
         .await
         .unwrap();
-    v.engine.delete_object("bkt", "k").await.unwrap();
+    v.engine
+        .delete_object("bkt", "k", &DeleteCondition::Unconditional)
+        .await
+        .unwrap();
     v.faults[4].go_dark();
     let r = v.engine.gc_once().await.unwrap();
     assert_eq!((r.deleted, r.failed), (5, 1));
@@ -171,7 +184,10 @@ async fn the_background_gc_job_collects_and_stops() {
         .put_object("bkt", "k", body(b"hello", 1), PutOptions::default())
         .await
         .unwrap();
-    v.engine.delete_object("bkt", "k").await.unwrap();
+    v.engine
+        .delete_object("bkt", "k", &DeleteCondition::Unconditional)
+        .await
+        .unwrap();
     let mut left = usize::MAX;
     for _ in 0..100 {
         left = v.total_blobs().await;

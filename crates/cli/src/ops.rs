@@ -628,7 +628,7 @@ pub(crate) async fn rm(a: RmArgs) -> anyhow::Result<()> {
     with_vault(&a.vault, async |v: &Vault| {
         match v
             .engine()
-            .delete_object(bucket, key)
+            .delete_object(bucket, key, &archipel_meta::DeleteCondition::Unconditional)
             .await
             .map_err(|e| anyhow!("cannot delete {bucket}/{key}: {e}"))?
         {

@@ -21,8 +21,8 @@ use archipel_engine::{
     Body, Engine, EngineOptions, ProviderInfo, ProviderSlot, ProviderState, PutOptions,
 };
 use archipel_meta::{
-    BucketName, CommitCondition, ETag, EmbeddedOptions, MetaStore, NewVersion, ObjectKey,
-    SqlMetaStore, UnixMillis, VersionId,
+    BucketName, CommitCondition, DeleteCondition, ETag, EmbeddedOptions, MetaStore, NewVersion,
+    ObjectKey, SqlMetaStore, UnixMillis, VersionId,
 };
 use archipel_provider::{Fault, FaultLayer, LocalDir, Provider};
 use bytes::Bytes;
@@ -264,7 +264,11 @@ async fn main() {
     ));
         for i in 0..objects {
             engine
-                .delete_object("bench", &format!("large/{i}"))
+                .delete_object(
+                    "bench",
+                    &format!("large/{i}"),
+                    &DeleteCondition::Unconditional,
+                )
                 .await
                 .unwrap();
         }
@@ -347,7 +351,10 @@ async fn main() {
         "\"huge\":{{\"bytes\":{huge},\"put_mbps\":{:.0},\"get_mbps\":{:.0},\"put_peak_heap_mib\":{:.1},\"get_peak_heap_mib\":{:.1},\"put_peak_rss_mib\":{put_rss:.0},\"get_peak_rss_mib\":{get_rss:.0}}}",
         mbps(huge as u64, put_t), mbps(huge as u64, get_t), put_heap as f64 / MIB as f64, get_heap as f64 / MIB as f64
     ));
-        engine.delete_object("bench", "huge").await.unwrap();
+        engine
+            .delete_object("bench", "huge", &DeleteCondition::Unconditional)
+            .await
+            .unwrap();
         engine.gc_once().await.unwrap();
     }
 

@@ -9,8 +9,8 @@ use archipel_codec::{
     DEFAULT_STRIPE_SIZE, Manifest, ManifestKey, MasterKey, SegmentId, ShardIdentity, VersionId,
 };
 use archipel_meta::{
-    Bucket, BucketName, CommitCondition, ETag, GcBlob, MetaStore, NewVersion, ObjectKey,
-    ProviderName, RepairItem, UnixMillis,
+    Bucket, BucketName, CommitCondition, DeleteCondition, ETag, GcBlob, MetaStore, NewVersion,
+    ObjectKey, ProviderName, RepairItem, UnixMillis,
 };
 use archipel_provider::Provider;
 use bytes::Bytes;
@@ -573,6 +573,7 @@ impl Engine {
                     e,
                     archipel_meta::MetaError::AlreadyExists { .. }
                         | archipel_meta::MetaError::EtagMismatch { .. }
+                        | archipel_meta::MetaError::NoLiveVersion { .. }
                         | archipel_meta::MetaError::NoSuchBucket { .. }
                 );
                 if refused {
@@ -739,10 +740,38 @@ impl Engine {
         Ok(())
     }
 
-    /// Deletes an object; its shards go to the GC queue. Returns what was deleted, if anything.
-    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<String>> {
+    /// Deletes an object if `condition` holds; its shards go to the GC queue. Returns the
+    /// version id of what was deleted, if anything.
+    ///
+    /// The condition is decided by the metadata store in the delete's own transaction. A
+    /// conditional delete (`If-Match: *` or `If-Match: <etag>`) of a key with no live version
+    /// (absent, or a delete marker) fails with [`EngineError::NoSuchKey`]; one whose etag
+    /// differs fails with [`EngineError::PreconditionFailed`]. This is what Amazon S3 answers
+    /// (404 `NoSuchKey`, 412 `PreconditionFailed`): its user guide says a missing key "fails"
+    /// a conditional delete, and S3 measurably answers 404 for it, `If-Match: *` included
+    /// (the older DeleteObject reference promised 204 for directory buckets, which would
+    /// report a stale compare-and-delete as done; we do not follow that). An unconditional
+    /// delete of a missing key is `Ok(None)`.
+    pub async fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        condition: &DeleteCondition,
+    ) -> Result<Option<String>> {
         let (bname, okey) = (bucket_name(bucket)?, object_key(key)?);
-        let superseded = self.inner.meta.delete(&bname, &okey, None).await?;
+        let superseded = match self.inner.meta.delete(&bname, &okey, condition).await {
+            Ok(s) => s,
+            Err(
+                archipel_meta::MetaError::NoLiveVersion { .. }
+                | archipel_meta::MetaError::EtagMismatch { current: None, .. },
+            ) => {
+                return Err(EngineError::NoSuchKey {
+                    bucket: bucket.to_string(),
+                    key: key.to_string(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
         match superseded.previous {
             Some(prev) => {
                 self.inner

@@ -38,7 +38,8 @@ pub enum EngineError {
         /// The upload id.
         upload_id: String,
     },
-    /// A conditional write or read did not hold (`If-Match`, `If-None-Match`).
+    /// A conditional write, delete or read did not hold (`If-Match`, `If-None-Match`), as
+    /// decided by the metadata store in the same transaction as the change.
     #[error("precondition failed: {0}")]
     PreconditionFailed(String),
     /// A byte range outside the object.
@@ -130,9 +131,9 @@ impl From<MetaError> for EngineError {
             MetaError::NoSuchBucket { bucket } => EngineError::NoSuchBucket {
                 bucket: bucket.to_string(),
             },
-            MetaError::AlreadyExists { .. } | MetaError::EtagMismatch { .. } => {
-                EngineError::PreconditionFailed(e.to_string())
-            }
+            MetaError::AlreadyExists { .. }
+            | MetaError::EtagMismatch { .. }
+            | MetaError::NoLiveVersion { .. } => EngineError::PreconditionFailed(e.to_string()),
             MetaError::NoSuchUpload {
                 bucket,
                 key,

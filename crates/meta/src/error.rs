@@ -8,8 +8,9 @@ pub type Result<T, E = MetaError> = std::result::Result<T, E>;
 
 /// An error from a metadata operation.
 ///
-/// Losers of a conditional commit get [`MetaError::AlreadyExists`] or
-/// [`MetaError::EtagMismatch`], which say what the store found instead.
+/// Losers of a conditional commit or delete get [`MetaError::AlreadyExists`],
+/// [`MetaError::NoLiveVersion`] or [`MetaError::EtagMismatch`], which say what the store found
+/// instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum MetaError {
@@ -56,6 +57,17 @@ pub enum MetaError {
         expected: ETag,
         /// The etag that is current, if any version is.
         current: Option<ETag>,
+    },
+    /// An only-if-exists commit or delete (`If-Match: *`) found no live version: the key is
+    /// absent, or its current version is a delete marker.
+    #[error("{bucket}/{key}: only-if-exists condition failed: {}", if *delete_marker { "the current version is a delete marker" } else { "no version is current" })]
+    NoLiveVersion {
+        /// The bucket.
+        bucket: BucketName,
+        /// The key.
+        key: ObjectKey,
+        /// Whether a delete marker is current (rather than nothing at all).
+        delete_marker: bool,
     },
     /// The multipart upload does not exist (never created, completed or aborted).
     #[error("{bucket}/{key}: no such upload {upload_id}")]

@@ -531,13 +531,11 @@ impl MetaStore for SqlMetaStore {
         &self,
         bucket: &BucketName,
         key: &ObjectKey,
-        if_match: Option<&ETag>,
+        condition: &DeleteCondition,
     ) -> Result<Superseded> {
-        let args = (bucket.clone(), key.clone(), if_match.cloned());
-        self.write(args, |c, (b, k, m)| {
-            Box::pin(ops::delete(c, b, k, m.as_ref()))
-        })
-        .await
+        let args = (bucket.clone(), key.clone(), condition.clone());
+        self.write(args, |c, (b, k, cond)| Box::pin(ops::delete(c, b, k, cond)))
+            .await
     }
 
     async fn list(&self, bucket: &BucketName, query: &ListQuery) -> Result<ObjectPage> {

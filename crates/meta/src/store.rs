@@ -5,10 +5,11 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::types::{
-    AccessKey, AccessKeyId, Bucket, BucketName, CheckpointName, CommitCondition, Completed, ETag,
-    GcBlob, GcEntry, Grant, ListQuery, NewUpload, NewVersion, ObjectKey, ObjectPage, ObjectVersion,
-    Part, PartPage, PartQuery, Permissions, ProviderName, ProviderRecord, RepairEntry, RepairItem,
-    Superseded, UnixMillis, Upload, UploadPage, UploadQuery, UploadRef,
+    AccessKey, AccessKeyId, Bucket, BucketName, CheckpointName, CommitCondition, Completed,
+    DeleteCondition, GcBlob, GcEntry, Grant, ListQuery, NewUpload, NewVersion, ObjectKey,
+    ObjectPage, ObjectVersion, Part, PartPage, PartQuery, Permissions, ProviderName,
+    ProviderRecord, RepairEntry, RepairItem, Superseded, UnixMillis, Upload, UploadPage,
+    UploadQuery, UploadRef,
 };
 
 /// Archipel's metadata: buckets, object versions, multipart uploads, access keys and grants,
@@ -29,6 +30,12 @@ use crate::types::{
 ///   key with [`CommitCondition::IfAbsent`] (or `IfMatch` of the same etag), at most one
 ///   succeeds, whichever processes they run in; the others get
 ///   [`MetaError::AlreadyExists`] / [`MetaError::EtagMismatch`] naming what is current.
+/// * **Conditions are decided where the change is made.** Every [`CommitCondition`] and
+///   [`DeleteCondition`] (`If-None-Match: *`, `If-Match: *`, `If-Match: <etag>`) is checked
+///   against the current version inside the transaction that commits or deletes, never by an
+///   earlier read, so no commit or delete from another gateway can land in between. A delete
+///   marker counts as no live version: `IfExists` on it fails with
+///   [`MetaError::NoLiveVersion`], `IfMatch` with `EtagMismatch { current: None }`.
 /// * **Nothing leaks silently.** Every call that replaces or removes a version or a part
 ///   returns it, manifest included, so the caller can garbage-collect its shards.
 /// * **Listing is S3-ordered and bounded.** Keys sort by their UTF-8 bytes; a page costs
@@ -42,6 +49,7 @@ use crate::types::{
 /// [`commit`]: MetaStore::commit
 /// [`MetaError::AlreadyExists`]: crate::MetaError::AlreadyExists
 /// [`MetaError::EtagMismatch`]: crate::MetaError::EtagMismatch
+/// [`MetaError::NoLiveVersion`]: crate::MetaError::NoLiveVersion
 /// [`MetaError::NoSuchBucket`]: crate::MetaError::NoSuchBucket
 /// [`MetaError::is_retryable`]: crate::MetaError::is_retryable
 #[async_trait]
@@ -75,13 +83,14 @@ pub trait MetaStore: Send + Sync {
     ) -> Result<Superseded>;
     /// The current version of `key`, manifest included (a delete marker is returned as such).
     async fn get(&self, bucket: &BucketName, key: &ObjectKey) -> Result<Option<ObjectVersion>>;
-    /// Removes the current version of `key` (if `if_match` is given, only if its etag
-    /// matches) and returns it; `Ok` with nothing if there was none and no `if_match`.
+    /// Removes the current version of `key` (a delete marker included) if `condition` holds,
+    /// atomically, and returns it; `Ok` with nothing if there was none and the condition is
+    /// [`DeleteCondition::Unconditional`].
     async fn delete(
         &self,
         bucket: &BucketName,
         key: &ObjectKey,
-        if_match: Option<&ETag>,
+        condition: &DeleteCondition,
     ) -> Result<Superseded>;
     /// A page of live (non-delete-marker) objects and common prefixes, in S3 order.
     async fn list(&self, bucket: &BucketName, query: &ListQuery) -> Result<ObjectPage>;

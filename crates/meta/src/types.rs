@@ -169,16 +169,50 @@ pub struct ObjectVersion {
 
 /// When a commit may take effect. Exactly one of any set of concurrent conditional committers
 /// on one key wins; the others get a typed error saying what they found.
+///
+/// Every condition is decided against the key's current version inside the commit's own
+/// transaction (the row is locked), never by an earlier read. A delete marker counts as no
+/// live version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommitCondition {
     /// Always: replaces whatever is current.
     Unconditional,
-    /// Only if no version is current (`If-None-Match: *`); losers get
+    /// Only if no live version is current (`If-None-Match: *`); losers get
     /// [`MetaError::AlreadyExists`].
     IfAbsent,
-    /// Only if the current version has this etag (`If-Match`); losers get
+    /// Only if a live (non-delete-marker) version is current, whatever its etag
+    /// (`If-Match: *`); losers get [`MetaError::NoLiveVersion`].
+    IfExists,
+    /// Only if the current live version has this etag (`If-Match`); losers get
     /// [`MetaError::EtagMismatch`].
     IfMatch(ETag),
+}
+
+/// When a [`delete`](crate::MetaStore::delete) may take effect: decided against the key's
+/// current version in the delete's own transaction, like a [`CommitCondition`]. A delete
+/// marker counts as no live version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeleteCondition {
+    /// Always: removes whatever is current (a delete marker included); `Ok` with nothing if
+    /// there is nothing.
+    Unconditional,
+    /// Only if a live version is current (`If-Match: *`); otherwise
+    /// [`MetaError::NoLiveVersion`].
+    IfExists,
+    /// Only if the current live version has this etag (`If-Match`); otherwise
+    /// [`MetaError::EtagMismatch`] (with `current: None` if no live version is current).
+    IfMatch(ETag),
+}
+
+impl DeleteCondition {
+    /// The same test, as the commit condition it shares its decision with.
+    pub(crate) fn as_commit_condition(&self) -> CommitCondition {
+        match self {
+            DeleteCondition::Unconditional => CommitCondition::Unconditional,
+            DeleteCondition::IfExists => CommitCondition::IfExists,
+            DeleteCondition::IfMatch(e) => CommitCondition::IfMatch(e.clone()),
+        }
+    }
 }
 
 /// The outcome of a successful commit or delete.

@@ -11,8 +11,8 @@ use archipel_engine::{
     Body as EngineBody, BodyCheck, ByteRange, Engine, EngineError, ObjectInfo, PutOptions,
 };
 use archipel_meta::{
-    BucketName, CommitCondition, ETag as MetaETag, ListQuery, MetaStore, ObjectKey, PartQuery,
-    UnixMillis, UploadId, UploadQuery, UploadRef,
+    BucketName, CommitCondition, DeleteCondition, ETag as MetaETag, ListQuery, MetaStore,
+    ObjectKey, PartQuery, UnixMillis, UploadId, UploadQuery, UploadRef,
 };
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -161,7 +161,16 @@ fn metadata_map(info: &ObjectInfo) -> Option<Metadata> {
     }
 }
 
-/// `If-Match` / `If-None-Match` of a write.
+/// An etag from a request, as meta stores it.
+fn meta_etag(e: &ETag) -> S3Result<MetaETag> {
+    MetaETag::new(etag_str(e)).map_err(|e| s3_error!(InvalidArgument, "{e}"))
+}
+
+/// `If-Match` / `If-None-Match` of a write, as the condition meta decides in the commit's own
+/// transaction (no HEAD first: another gateway could write or delete in between).
+/// `If-None-Match: *` → [`CommitCondition::IfAbsent`], `If-Match: *` →
+/// [`CommitCondition::IfExists`], `If-Match: <etag>` → [`CommitCondition::IfMatch`]; a lost
+/// condition answers 412 `PreconditionFailed`.
 fn write_condition(
     if_match: Option<&ETagCondition>,
     if_none_match: Option<&ETagCondition>,
@@ -178,13 +187,23 @@ fn write_condition(
     match if_match {
         None => Ok(None),
         Some(c) => match c.as_etag() {
-            Some(e) => Ok(Some(CommitCondition::IfMatch(
-                MetaETag::new(etag_str(e)).map_err(|e| s3_error!(InvalidArgument, "{e}"))?,
-            ))),
-            // `If-Match: *`: only if an object exists; checked by the caller.
-            None => Ok(None),
+            Some(e) => Ok(Some(CommitCondition::IfMatch(meta_etag(e)?))),
+            None => Ok(Some(CommitCondition::IfExists)),
         },
     }
+}
+
+/// `If-Match` of a delete (`DeleteObject`'s header, `DeleteObjects`' `<ETag>`), as the
+/// condition meta decides in the delete's own transaction. What a lost condition answers is
+/// documented at [`Engine::delete_object`].
+fn delete_condition(if_match: Option<&ETagCondition>) -> S3Result<DeleteCondition> {
+    Ok(match if_match {
+        None => DeleteCondition::Unconditional,
+        Some(c) => match c.as_etag() {
+            Some(e) => DeleteCondition::IfMatch(meta_etag(e)?),
+            None => DeleteCondition::IfExists,
+        },
+    })
 }
 
 /// Read preconditions (RFC 9110 order: If-Match, If-Unmodified-Since, If-None-Match,
@@ -740,17 +759,6 @@ impl S3 for Gateway {
         let trailers = req.trailing_headers.clone();
         let i = req.input;
         let condition = write_condition(i.if_match.as_ref(), i.if_none_match.as_ref())?;
-        if i.if_match.as_ref().is_some_and(ETagCondition::is_any) {
-            self.engine
-                .head_object(&i.bucket, &i.key)
-                .await
-                .map_err(|e| match e {
-                    EngineError::NoSuchKey { .. } => {
-                        s3_error!(PreconditionFailed, "If-Match: * and no object exists")
-                    }
-                    e => to_s3(e),
-                })?;
-        }
         let tags = i.tagging.as_deref().map(tagging::parse).transpose()?;
         let opts = PutOptions {
             content_type: i.content_type.map(|c| c.to_string()),
@@ -957,22 +965,9 @@ impl S3 for Gateway {
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
         let i = req.input;
-        if let Some(c) = &i.if_match {
-            let info = self
-                .engine
-                .head_object(&i.bucket, &i.key)
-                .await
-                .map_err(to_s3)?;
-            if !(c.is_any() || c.as_etag().is_some_and(|e| etag_str(e) == info.etag)) {
-                return Err(s3_error!(
-                    PreconditionFailed,
-                    "If-Match: the object's etag is {}",
-                    info.etag
-                ));
-            }
-        }
+        let condition = delete_condition(i.if_match.as_ref())?;
         self.engine
-            .delete_object(&i.bucket, &i.key)
+            .delete_object(&i.bucket, &i.key, &condition)
             .await
             .map_err(to_s3)?;
         ok(DeleteObjectOutput::default())
@@ -994,7 +989,28 @@ impl S3 for Gateway {
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
         for o in i.delete.objects {
-            match self.engine.delete_object(&i.bucket, &o.key).await {
+            // `<ETag>` makes this key's delete conditional, decided like `If-Match`.
+            let condition = match &o.e_tag {
+                None => DeleteCondition::Unconditional,
+                Some(e) if e.value() == "*" => DeleteCondition::IfExists,
+                Some(e) => match meta_etag(e) {
+                    Ok(e) => DeleteCondition::IfMatch(e),
+                    Err(s) => {
+                        errors.push(Error {
+                            code: Some(s.code().as_str().to_string()),
+                            key: Some(o.key),
+                            message: s.message().map(str::to_string),
+                            version_id: None,
+                        });
+                        continue;
+                    }
+                },
+            };
+            match self
+                .engine
+                .delete_object(&i.bucket, &o.key, &condition)
+                .await
+            {
                 Ok(_) => {
                     if !quiet {
                         deleted.push(DeletedObject {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use archipel_engine::{BodyCheck, PutOptions};
-use archipel_meta::{BucketName, MetaStore, ObjectKey};
+use archipel_meta::{BucketName, DeleteCondition, MetaStore, ObjectKey};
 
 use crate::harness::{Vault, body, pattern, read_all};
 
@@ -32,9 +32,19 @@ async fn overwrites_and_deletes_free_their_shards() {
     );
     assert_eq!(v.total_blobs().await, 6);
     assert!(read_all(&v.engine, "bkt", "k").await.unwrap() == pattern(2, 300_000));
-    assert!(v.engine.delete_object("bkt", "k").await.unwrap().is_some());
     assert!(
-        v.engine.delete_object("bkt", "k").await.unwrap().is_none(),
+        v.engine
+            .delete_object("bkt", "k", &DeleteCondition::Unconditional)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        v.engine
+            .delete_object("bkt", "k", &DeleteCondition::Unconditional)
+            .await
+            .unwrap()
+            .is_none(),
         "idempotent"
     );
     v.engine.gc_once().await.unwrap();
@@ -55,7 +65,10 @@ async fn gc_keeps_and_retries_what_a_down_provider_holds() {
         )
         .await
         .unwrap();
-    v.engine.delete_object("bkt", "k").await.unwrap();
+    v.engine
+        .delete_object("bkt", "k", &DeleteCondition::Unconditional)
+        .await
+        .unwrap();
     v.faults[4].go_dark();
     let r = v.engine.gc_once().await.unwrap();
     assert_eq!((r.deleted, r.failed), (5, 1));
@@ -132,7 +145,7 @@ async fn the_orphan_scan_reclaims_unreferenced_shards_once_old_enough() {
         .delete(
             &BucketName::s3("bkt").unwrap(),
             &ObjectKey::new("lose").unwrap(),
-            None,
+            &DeleteCondition::Unconditional,
         )
         .await
         .unwrap();
@@ -171,7 +184,10 @@ async fn the_background_gc_job_collects_and_stops() {
         .put_object("bkt", "k", body(b"hello", 1), PutOptions::default())
         .await
         .unwrap();
-    v.engine.delete_object("bkt", "k").await.unwrap();
+    v.engine
+        .delete_object("bkt", "k", &DeleteCondition::Unconditional)
+        .await
+        .unwrap();
     let mut left = usize::MAX;
     for _ in 0..100 {
         left = v.total_blobs().await;

@@ -325,6 +325,80 @@ async fn conditional_puts_decide_one_winner_and_leave_nothing_behind() {
 }
 
 #[tokio::test]
+async fn if_exists_puts_and_conditional_deletes_are_decided_by_meta() {
+    use archipel_meta::{CommitCondition, DeleteCondition, ETag};
+    let v = Vault::new(6).await;
+    v.engine.create_bucket("bkt", "owner", None).await.unwrap();
+    let if_exists = || PutOptions {
+        condition: Some(CommitCondition::IfExists),
+        ..PutOptions::default()
+    };
+    // `If-Match: *` on a missing key: refused, and its shards go to the GC.
+    let refused = v
+        .engine
+        .put_object("bkt", "k", body(b"nothing to replace", 2), if_exists())
+        .await;
+    assert!(
+        matches!(refused, Err(EngineError::PreconditionFailed(_))),
+        "{refused:?}"
+    );
+    assert!(matches!(
+        v.engine.head_object("bkt", "k").await,
+        Err(EngineError::NoSuchKey { .. })
+    ));
+    let first = v
+        .engine
+        .put_object("bkt", "k", body(b"first", 2), PutOptions::default())
+        .await
+        .unwrap();
+    v.engine
+        .put_object("bkt", "k", body(b"second", 2), if_exists())
+        .await
+        .unwrap();
+    assert_eq!(read_all(&v.engine, "bkt", "k").await.unwrap(), b"second");
+
+    // A delete with a stale etag is refused and keeps the object; the current etag deletes.
+    let stale = DeleteCondition::IfMatch(ETag::new(first.etag.as_str()).unwrap());
+    assert!(matches!(
+        v.engine.delete_object("bkt", "k", &stale).await,
+        Err(EngineError::PreconditionFailed(_))
+    ));
+    let current = v.engine.head_object("bkt", "k").await.unwrap().etag;
+    let deleted = v
+        .engine
+        .delete_object(
+            "bkt",
+            "k",
+            &DeleteCondition::IfMatch(ETag::new(current.as_str()).unwrap()),
+        )
+        .await
+        .unwrap();
+    assert!(deleted.is_some());
+    // Conditional deletes of a missing key are `NoSuchKey`; an unconditional one is a no-op.
+    for cond in [stale, DeleteCondition::IfExists] {
+        let got = v.engine.delete_object("bkt", "k", &cond).await;
+        assert!(
+            matches!(got, Err(EngineError::NoSuchKey { .. })),
+            "{cond:?}: {got:?}"
+        );
+    }
+    assert_eq!(
+        v.engine
+            .delete_object("bkt", "k", &DeleteCondition::Unconditional)
+            .await
+            .unwrap(),
+        None
+    );
+    let r = v.engine.gc_once().await.unwrap();
+    assert_eq!(r.failed, 0);
+    assert_eq!(
+        v.total_blobs().await,
+        0,
+        "every version's shards were collected"
+    );
+}
+
+#[tokio::test]
 async fn an_impossible_policy_is_refused_at_bucket_creation() {
     let v = Vault::new(6).await;
     let p = archipel_engine::Policy::new(5, 2).unwrap();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use archipel_codec::MasterKey;
 use archipel_engine::{BodyCheck, ByteRange, Engine, EngineError, ProviderSlot, PutOptions};
-use archipel_meta::{EmbeddedOptions, MetaStore, SqlMetaStore};
+use archipel_meta::{DeleteCondition, EmbeddedOptions, MetaStore, SqlMetaStore};
 use archipel_provider::{FaultLayer, Provider, S3};
 
 use crate::harness::{body, info, pattern, read_all, read_range, test_options};
@@ -113,9 +113,15 @@ async fn objects_on_s3_providers_survive_two_losses() {
     }
     // Deletes reach the S3 buckets.
     for (k, _) in &objects {
-        engine.delete_object("bkt", k).await.unwrap();
+        engine
+            .delete_object("bkt", k, &DeleteCondition::Unconditional)
+            .await
+            .unwrap();
     }
-    engine.delete_object("bkt", "mp").await.unwrap();
+    engine
+        .delete_object("bkt", "mp", &DeleteCondition::Unconditional)
+        .await
+        .unwrap();
     assert_eq!(engine.gc_once().await.unwrap().failed, 0);
     for f in &faults {
         assert!(

@@ -297,11 +297,18 @@ fn check_condition(
 ) -> Result<()> {
     let live = current.filter(|v| !v.delete_marker);
     match (condition, live) {
-        (CommitCondition::Unconditional, _) | (CommitCondition::IfAbsent, None) => Ok(()),
+        (CommitCondition::Unconditional, _)
+        | (CommitCondition::IfAbsent, None)
+        | (CommitCondition::IfExists, Some(_)) => Ok(()),
         (CommitCondition::IfAbsent, Some(v)) => Err(MetaError::AlreadyExists {
             bucket: bucket.clone(),
             key: key.clone(),
             current_etag: v.etag.clone(),
+        }),
+        (CommitCondition::IfExists, None) => Err(MetaError::NoLiveVersion {
+            bucket: bucket.clone(),
+            key: key.clone(),
+            delete_marker: current.is_some_and(|v| v.delete_marker),
         }),
         (CommitCondition::IfMatch(expected), Some(v)) if &v.etag == expected => Ok(()),
         (CommitCondition::IfMatch(expected), live) => Err(MetaError::EtagMismatch {
@@ -396,18 +403,19 @@ pub(super) async fn delete(
     conn: &mut AnyConnection,
     bucket: &BucketName,
     key: &ObjectKey,
-    if_match: Option<&ETag>,
+    condition: &DeleteCondition,
 ) -> Result<Superseded> {
     bucket_exists(conn, bucket, true).await?;
+    // Decided on the row as locked by this transaction (`FOR UPDATE` on PostgreSQL, the
+    // single writer on SQLite): a concurrent commit or delete is either wholly before this
+    // check or waits for this transaction to end.
     let current = current_version(conn, bucket, key, true).await?;
-    if let Some(expected) = if_match {
-        check_condition(
-            bucket,
-            key,
-            current.as_ref(),
-            &CommitCondition::IfMatch(expected.clone()),
-        )?;
-    }
+    check_condition(
+        bucket,
+        key,
+        current.as_ref(),
+        &condition.as_commit_condition(),
+    )?;
     let Some(previous) = current else {
         return Ok(Superseded::default());
     };

@@ -77,7 +77,10 @@ pub(crate) async fn buckets_are_created_listed_and_deleted_only_when_empty(
         store.delete_bucket(&b).await,
         Err(MetaError::BucketNotEmpty { bucket: b.clone() })
     );
-    store.delete(&b, &key("k"), None).await.unwrap();
+    store
+        .delete(&b, &key("k"), &DeleteCondition::Unconditional)
+        .await
+        .unwrap();
     let upload = NewUpload {
         key: key("u"),
         upload_id: UploadId::new("up1").unwrap(),
@@ -148,11 +151,17 @@ pub(crate) async fn commits_return_what_they_supersede(store: Arc<dyn MetaStore>
         version("v2")
     );
 
-    let removed = store.delete(&b, &key("a/b.txt"), None).await.unwrap();
+    let removed = store
+        .delete(&b, &key("a/b.txt"), &DeleteCondition::Unconditional)
+        .await
+        .unwrap();
     assert_eq!(removed.previous.unwrap().version, version("v2"));
     assert_eq!(store.get(&b, &key("a/b.txt")).await.unwrap(), None);
     assert_eq!(
-        store.delete(&b, &key("a/b.txt"), None).await.unwrap(),
+        store
+            .delete(&b, &key("a/b.txt"), &DeleteCondition::Unconditional)
+            .await
+            .unwrap(),
         Superseded::default(),
         "idempotent"
     );
@@ -241,7 +250,9 @@ pub(crate) async fn conditional_commits_name_what_they_found(store: Arc<dyn Meta
         })
     );
     assert_eq!(
-        store.delete(&b, &k, Some(&etag("\"v1\""))).await,
+        store
+            .delete(&b, &k, &DeleteCondition::IfMatch(etag("\"v1\"")))
+            .await,
         Err(MetaError::EtagMismatch {
             bucket: b.clone(),
             key: k.clone(),
@@ -256,7 +267,7 @@ pub(crate) async fn conditional_commits_name_what_they_found(store: Arc<dyn Meta
     );
     assert!(
         store
-            .delete(&b, &k, Some(&etag("\"v2\"")))
+            .delete(&b, &k, &DeleteCondition::IfMatch(etag("\"v2\"")))
             .await
             .unwrap()
             .previous
@@ -327,6 +338,163 @@ pub(crate) async fn delete_markers_hide_keys_but_count_as_absent(store: Arc<dyn 
     );
 }
 
+pub(crate) async fn if_exists_commits_need_a_live_current_version(store: Arc<dyn MetaStore>) {
+    let b = with_bucket(&store, "ifexists").await;
+    let k = key("k");
+    let if_exists = CommitCondition::IfExists;
+    let no_live = |delete_marker| MetaError::NoLiveVersion {
+        bucket: b.clone(),
+        key: k.clone(),
+        delete_marker,
+    };
+    // Absent: refused, and nothing is created.
+    assert_eq!(
+        store.commit(&b, &k, &version("v1"), &if_exists).await,
+        Err(no_live(false))
+    );
+    assert_eq!(
+        store.get(&b, &k).await.unwrap(),
+        None,
+        "a loser creates nothing"
+    );
+    // Present: replaces whatever etag is current and returns it.
+    commit(&store, &b, "k", "v1").await;
+    let s = store
+        .commit(&b, &k, &version("v2"), &if_exists)
+        .await
+        .unwrap();
+    assert_eq!(s.previous.unwrap().version, version("v1"));
+    assert_eq!(
+        store.get(&b, &k).await.unwrap().unwrap().version,
+        version("v2")
+    );
+    // A delete marker is current: refused, saying so, and the marker stays.
+    store
+        .commit(
+            &b,
+            &k,
+            &delete_marker("dm"),
+            &CommitCondition::Unconditional,
+        )
+        .await
+        .unwrap();
+    let err = store
+        .commit(&b, &k, &version("v3"), &if_exists)
+        .await
+        .unwrap_err();
+    assert_eq!(err, no_live(true));
+    assert!(!err.is_retryable(), "a lost condition is final: {err}");
+    assert!(err.to_string().contains("delete marker"), "{err}");
+    assert_eq!(
+        store.get(&b, &k).await.unwrap().unwrap().version,
+        delete_marker("dm")
+    );
+    // A multipart completion under `IfExists` is decided in its own transaction too: refused
+    // over the marker, the upload and its parts stay; accepted once a version is live.
+    let u = upload_ref(&b, "k", "up-ifexists");
+    store
+        .create_upload(&b, &new_upload("k", "up-ifexists"))
+        .await
+        .unwrap();
+    store.put_part(&u, &part(1, "a")).await.unwrap();
+    assert_eq!(
+        store.complete_upload(&u, &version("mp"), &if_exists).await,
+        Err(no_live(true))
+    );
+    assert!(store.get_upload(&u).await.unwrap().is_some());
+    commit(&store, &b, "k", "v4").await;
+    let done = store
+        .complete_upload(&u, &version("mp"), &if_exists)
+        .await
+        .unwrap();
+    assert_eq!(done.previous.unwrap().version, version("v4"));
+    assert_eq!(done.parts, vec![part(1, "a")]);
+    assert_eq!(
+        store.get(&b, &k).await.unwrap().unwrap().version,
+        version("mp")
+    );
+}
+
+pub(crate) async fn conditional_deletes_are_decided_by_the_store(store: Arc<dyn MetaStore>) {
+    let b = with_bucket(&store, "conddel").await;
+    let k = key("k");
+    let if_match = |e: &str| DeleteCondition::IfMatch(etag(e));
+    // Absent key: both conditions fail (an unconditional delete is a no-op).
+    assert_eq!(
+        store.delete(&b, &k, &DeleteCondition::IfExists).await,
+        Err(MetaError::NoLiveVersion {
+            bucket: b.clone(),
+            key: k.clone(),
+            delete_marker: false
+        })
+    );
+    assert_eq!(
+        store.delete(&b, &k, &if_match("\"v1\"")).await,
+        Err(MetaError::EtagMismatch {
+            bucket: b.clone(),
+            key: k.clone(),
+            expected: etag("\"v1\""),
+            current: None
+        })
+    );
+    assert_eq!(
+        store.delete(&b, &k, &DeleteCondition::Unconditional).await,
+        Ok(Superseded::default())
+    );
+    // Wrong etag: refused, naming what is current; the object stays.
+    commit(&store, &b, "k", "v1").await;
+    assert_eq!(
+        store.delete(&b, &k, &if_match("\"zz\"")).await,
+        Err(MetaError::EtagMismatch {
+            bucket: b.clone(),
+            key: k.clone(),
+            expected: etag("\"zz\""),
+            current: Some(etag("\"v1\""))
+        })
+    );
+    assert_eq!(
+        store.get(&b, &k).await.unwrap().unwrap().version,
+        version("v1")
+    );
+    // Right etag: removed and returned.
+    let gone = store.delete(&b, &k, &if_match("\"v1\"")).await.unwrap();
+    assert_eq!(gone.previous.unwrap().version, version("v1"));
+    assert_eq!(store.get(&b, &k).await.unwrap(), None);
+    // `IfExists` on a live version: removed and returned.
+    commit(&store, &b, "k", "v2").await;
+    let gone = store
+        .delete(&b, &k, &DeleteCondition::IfExists)
+        .await
+        .unwrap();
+    assert_eq!(gone.previous.unwrap().version, version("v2"));
+    // A delete marker is no live version: both conditions fail and the marker stays.
+    store
+        .commit(
+            &b,
+            &k,
+            &delete_marker("dm"),
+            &CommitCondition::Unconditional,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.delete(&b, &k, &DeleteCondition::IfExists).await,
+        Err(MetaError::NoLiveVersion {
+            bucket: b.clone(),
+            key: k.clone(),
+            delete_marker: true
+        })
+    );
+    assert!(matches!(
+        store.delete(&b, &k, &if_match("\"dm\"")).await,
+        Err(MetaError::EtagMismatch { current: None, .. })
+    ));
+    assert_eq!(
+        store.get(&b, &k).await.unwrap().unwrap().version,
+        delete_marker("dm")
+    );
+}
+
 pub(crate) async fn object_calls_on_a_missing_bucket_fail(store: Arc<dyn MetaStore>) {
     let b = bucket_name("missing");
     let no = || MetaError::NoSuchBucket { bucket: b.clone() };
@@ -342,7 +510,12 @@ pub(crate) async fn object_calls_on_a_missing_bucket_fail(store: Arc<dyn MetaSto
         Err(no())
     );
     assert_eq!(store.get(&b, &key("k")).await, Err(no()));
-    assert_eq!(store.delete(&b, &key("k"), None).await, Err(no()));
+    assert_eq!(
+        store
+            .delete(&b, &key("k"), &DeleteCondition::Unconditional)
+            .await,
+        Err(no())
+    );
     assert_eq!(
         store
             .list(
@@ -1192,7 +1365,10 @@ pub(crate) async fn repair_entries_do_not_hold_buckets(store: Arc<dyn MetaStore>
         store.delete_bucket(&b).await,
         Err(MetaError::BucketNotEmpty { .. })
     ));
-    store.delete(&b, &key("k/a"), None).await.unwrap();
+    store
+        .delete(&b, &key("k/a"), &DeleteCondition::Unconditional)
+        .await
+        .unwrap();
     // Only objects and uploads keep a bucket: its repair entries do not, and stay queued.
     store.delete_bucket(&b).await.unwrap();
     assert_eq!(store.get_bucket(&b).await.unwrap(), None);

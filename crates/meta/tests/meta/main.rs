@@ -154,6 +154,8 @@ conformance!(
     cases::commits_return_what_they_supersede,
     cases::conditional_commits_name_what_they_found,
     cases::delete_markers_hide_keys_but_count_as_absent,
+    cases::if_exists_commits_need_a_live_current_version,
+    cases::conditional_deletes_are_decided_by_the_store,
     cases::object_calls_on_a_missing_bucket_fail,
     cases::listing_follows_s3_order_with_any_delimiter,
     cases::listing_pages_are_capped_at_1000,
@@ -168,6 +170,8 @@ conformance!(
     model::random_operations_match_a_btreemap_model,
     race::only_if_absent_race_has_exactly_one_winner,
     race::if_match_race_has_exactly_one_winner,
+    race::if_match_delete_race_has_exactly_one_winner,
+    race::if_exists_commits_racing_a_delete_never_resurrect_the_key,
 );
 
 // ---------------------------------------------------------------- shared builders

@@ -38,6 +38,13 @@ impl Model {
                     current_etag: cur.etag.clone(),
                 });
             }
+            (CommitCondition::IfExists, None) => {
+                return Err(MetaError::NoLiveVersion {
+                    bucket: b.clone(),
+                    key: key(k),
+                    delete_marker: self.objects.contains_key(k),
+                });
+            }
             (CommitCondition::IfMatch(e), cur) if cur.as_ref().map(|c| &c.etag) != Some(e) => {
                 return Err(MetaError::EtagMismatch {
                     bucket: b.clone(),
@@ -58,10 +65,19 @@ impl Model {
         })
     }
 
-    fn delete(&mut self, b: &BucketName, k: &str, if_match: Option<&ETag>) -> Result<Superseded> {
-        if let Some(e) = if_match {
-            let cur = self.live(k).map(|v| v.etag.clone());
-            if cur.as_ref() != Some(e) {
+    fn delete(&mut self, b: &BucketName, k: &str, cond: &DeleteCondition) -> Result<Superseded> {
+        let cur = self.live(k).map(|v| v.etag.clone());
+        match cond {
+            DeleteCondition::Unconditional => {}
+            DeleteCondition::IfExists if cur.is_none() => {
+                return Err(MetaError::NoLiveVersion {
+                    bucket: b.clone(),
+                    key: key(k),
+                    delete_marker: self.objects.contains_key(k),
+                });
+            }
+            DeleteCondition::IfExists => {}
+            DeleteCondition::IfMatch(e) if cur.as_ref() != Some(e) => {
                 return Err(MetaError::EtagMismatch {
                     bucket: b.clone(),
                     key: key(k),
@@ -69,6 +85,7 @@ impl Model {
                     current: cur,
                 });
             }
+            DeleteCondition::IfMatch(_) => {}
         }
         let previous = self.objects.remove(k);
         Ok(Superseded {
@@ -165,9 +182,10 @@ async fn run_seed(store: &Arc<dyn MetaStore>, seed: u64, ops: usize) {
         match rng.u8(..10) {
             0..=3 => {
                 let v = random_version(&mut rng, n);
-                let cond = match rng.u8(..3) {
+                let cond = match rng.u8(..4) {
                     0 => CommitCondition::Unconditional,
                     1 => CommitCondition::IfAbsent,
+                    2 => CommitCondition::IfExists,
                     _ => CommitCondition::IfMatch(etag(&format!("e{}", rng.u8(..6)))),
                 };
                 let got = store.commit(&b, &key(&k), &v, &cond).await;
@@ -178,12 +196,16 @@ async fn run_seed(store: &Arc<dyn MetaStore>, seed: u64, ops: usize) {
                 );
             }
             4 => {
-                let if_match = (rng.bool()).then(|| etag(&format!("e{}", rng.u8(..6))));
-                let got = store.delete(&b, &key(&k), if_match.as_ref()).await;
+                let cond = match rng.u8(..3) {
+                    0 => DeleteCondition::Unconditional,
+                    1 => DeleteCondition::IfExists,
+                    _ => DeleteCondition::IfMatch(etag(&format!("e{}", rng.u8(..6)))),
+                };
+                let got = store.delete(&b, &key(&k), &cond).await;
                 assert_eq!(
                     got,
-                    model.delete(&b, &k, if_match.as_ref()),
-                    "{context}: delete {if_match:?}"
+                    model.delete(&b, &k, &cond),
+                    "{context}: delete {cond:?}"
                 );
             }
             5 => {

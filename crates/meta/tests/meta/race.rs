@@ -76,10 +76,13 @@ pub(crate) async fn if_match_race_has_exactly_one_winner(store: Arc<dyn MetaStor
         .await
         .unwrap();
     let base = version("base").etag;
+    let barrier = Arc::new(tokio::sync::Barrier::new(RACERS));
     let mut set = tokio::task::JoinSet::new();
-    for t in 0..16 {
+    for t in 0..RACERS {
         let (store, b, k, base) = (store.clone(), b.clone(), k.clone(), base.clone());
+        let barrier = barrier.clone();
         set.spawn(async move {
+            barrier.wait().await;
             let v = version(&format!("next-{t}"));
             (
                 v.etag.clone(),
@@ -110,10 +113,146 @@ pub(crate) async fn if_match_race_has_exactly_one_winner(store: Arc<dyn MetaStor
         }
     }
     assert_eq!(winners.len(), 1, "exactly one if-match winner");
+    assert_eq!(losers.len(), RACERS - 1);
     assert!(losers.iter().all(|c| c.as_ref() == Some(&winners[0])));
     assert_eq!(
         store.get(&b, &k).await.unwrap().unwrap().version.etag,
         winners[0]
+    );
+}
+
+/// Concurrent callers in the conditional-write races.
+const RACERS: usize = 20;
+
+pub(crate) async fn if_match_delete_race_has_exactly_one_winner(store: Arc<dyn MetaStore>) {
+    store.create_bucket(&new_bucket("race")).await.unwrap();
+    let b = bucket_name("race");
+    let k = key("doomed");
+    store
+        .commit(&b, &k, &version("base"), &CommitCondition::Unconditional)
+        .await
+        .unwrap();
+    let base = version("base").etag;
+    let barrier = Arc::new(tokio::sync::Barrier::new(RACERS));
+    let mut set = tokio::task::JoinSet::new();
+    for t in 0..RACERS {
+        let (store, b, k, base) = (store.clone(), b.clone(), k.clone(), base.clone());
+        let barrier = barrier.clone();
+        set.spawn(async move {
+            barrier.wait().await;
+            // Half delete only that etag, half whatever is live: all want the same version.
+            let cond = if t % 2 == 0 {
+                DeleteCondition::IfMatch(base)
+            } else {
+                DeleteCondition::IfExists
+            };
+            store.delete(&b, &k, &cond).await
+        });
+    }
+    let mut winners = 0;
+    while let Some(joined) = set.join_next().await {
+        match joined.unwrap() {
+            Ok(s) => {
+                assert_eq!(s.previous.unwrap().version, version("base"));
+                winners += 1;
+            }
+            Err(MetaError::EtagMismatch { current: None, .. })
+            | Err(MetaError::NoLiveVersion {
+                delete_marker: false,
+                ..
+            }) => {}
+            Err(other) => panic!("a loser must be told the key is gone, got {other}"),
+        }
+    }
+    assert_eq!(
+        winners, 1,
+        "exactly one conditional delete removes the version"
+    );
+    assert_eq!(store.get(&b, &k).await.unwrap(), None);
+}
+
+/// `IfExists` commits racing one delete: each commit is decided on the version current in its
+/// own transaction, so none lands on the absent key after the delete (a check-then-commit
+/// would resurrect it), and the winners form one chain of replacements.
+pub(crate) async fn if_exists_commits_racing_a_delete_never_resurrect_the_key(
+    store: Arc<dyn MetaStore>,
+) {
+    store.create_bucket(&new_bucket("race")).await.unwrap();
+    let b = bucket_name("race");
+    let k = key("contended");
+    store
+        .commit(&b, &k, &version("base"), &CommitCondition::Unconditional)
+        .await
+        .unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(RACERS + 1));
+    let mut commits = tokio::task::JoinSet::new();
+    for t in 0..RACERS {
+        let (store, b, k, barrier) = (store.clone(), b.clone(), k.clone(), barrier.clone());
+        commits.spawn(async move {
+            barrier.wait().await;
+            let v = version(&format!("next-{t}"));
+            let got = store.commit(&b, &k, &v, &CommitCondition::IfExists).await;
+            (v.etag, got)
+        });
+    }
+    let deleter = {
+        let (store, b, k) = (store.clone(), b.clone(), k.clone());
+        tokio::spawn(async move {
+            barrier.wait().await;
+            // Let some commits go first, so the delete lands in the middle of the race.
+            tokio::task::yield_now().await;
+            store.delete(&b, &k, &DeleteCondition::Unconditional).await
+        })
+    };
+    // Each winner's superseded etag; every version is superseded at most once.
+    let mut superseded = std::collections::BTreeSet::new();
+    let mut won = std::collections::BTreeSet::new();
+    while let Some(joined) = commits.join_next().await {
+        match joined.unwrap() {
+            (etag, Ok(s)) => {
+                let prev = s.previous.expect("IfExists never commits over nothing");
+                assert!(!prev.version.delete_marker);
+                assert!(
+                    superseded.insert(prev.version.etag),
+                    "a version was replaced twice"
+                );
+                won.insert(etag);
+            }
+            (
+                _,
+                Err(MetaError::NoLiveVersion {
+                    delete_marker: false,
+                    ..
+                }),
+            ) => {}
+            (_, Err(other)) => panic!("a loser must be told no version is live, got {other}"),
+        }
+    }
+    let deleted = deleter
+        .await
+        .unwrap()
+        .unwrap()
+        .previous
+        .expect("the delete removed the latest version")
+        .version
+        .etag;
+    assert!(
+        deleted == version("base").etag || won.contains(&deleted),
+        "the delete removed a committed version"
+    );
+    assert!(
+        !superseded.contains(&deleted),
+        "a commit replaced the version after it was deleted"
+    );
+    // Every superseded version is base or a winner; the deleted one ends the chain.
+    for e in &superseded {
+        assert!(*e == version("base").etag || won.contains(e), "{e}");
+    }
+    assert_eq!(superseded.len(), won.len(), "one replacement per winner");
+    assert_eq!(
+        store.get(&b, &k).await.unwrap(),
+        None,
+        "no commit resurrected the deleted key"
     );
 }
 

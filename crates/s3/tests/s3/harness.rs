@@ -134,3 +134,82 @@ pub(crate) fn ok(out: &Output, what: &str) -> String {
 pub(crate) fn pattern(seed: u64, n: usize) -> Vec<u8> {
     archipel_testkit::conformance::pattern(seed, n)
 }
+
+/// An HTTP answer: status, headers (lowercased names) and body.
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: String,
+}
+
+impl Answer {
+    /// The first header of that (lowercase) name.
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends one request signed by curl's own SigV4 implementation (`--aws-sigv4`) with the test
+/// credentials; `path` is `/bucket/key?query`. The body (small: curl sends no
+/// `Expect: 100-continue` below 1 MiB) is sent as is, with an unsigned payload hash.
+pub(crate) async fn signed_curl(
+    curl: &Path,
+    srv: &Server,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Answer {
+    let url = format!("{}{path}", srv.endpoint);
+    let user = format!("{ACCESS_KEY}:{SECRET_KEY}");
+    let mut args: Vec<String> = [
+        "-s",
+        "-i",
+        "-X",
+        method,
+        "--aws-sigv4",
+        "aws:amz:us-east-1:s3",
+        "--user",
+        user.as_str(),
+        "-H",
+        "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for (name, value) in headers {
+        args.push("-H".into());
+        args.push(format!("{name}: {value}"));
+    }
+    if let Some(body) = body {
+        args.push("-H".into());
+        args.push("Content-Type: application/octet-stream".into());
+        args.push("--data-binary".into());
+        args.push(body.to_string());
+    }
+    args.push(url);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(curl, &args, &[], Path::new(".")).await;
+    let text = ok(&out, &format!("curl {method} {path}"));
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP answer to {method} {path}: {text}"));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {head}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Answer {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}

@@ -1,5 +1,5 @@
 //! Gateway tests with real S3 clients — aws cli, boto3 (and curl for presigned URLs), rclone,
-//! restic, s3cmd — against the gateway serving on 127.0.0.1 over six local-directory providers.
+//! restic, s3cmd, curl — against the gateway serving on 127.0.0.1 over six local-directory providers.
 //! A missing client prints `SKIP` locally and fails under `CI=true`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -7,6 +7,7 @@ mod harness;
 
 mod awscli;
 mod boto3;
+mod conditional;
 mod rclone;
 mod restic;
 mod s3cmd;

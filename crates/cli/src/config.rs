@@ -648,7 +648,7 @@ parity = 1
 
     #[test]
     fn a_good_file_resolves() {
-        let s = Settings::parse(GOOD, Path::new("/etc/archipel/archipel.toml")).unwrap();
+        let s = parse(GOOD, Path::new("/etc/archipel/archipel.toml")).unwrap();
         assert_eq!(s.listen.to_string(), "127.0.0.1:9100");
         assert_eq!(s.admin_listen, Listen::Off);
         assert_eq!(s.data_dir, PathBuf::from("/etc/archipel/data"));
@@ -668,10 +668,7 @@ parity = 1
     }
 
     fn err(text: &str) -> String {
-        format!(
-            "{:#}",
-            Settings::parse(text, Path::new("a.toml")).unwrap_err()
-        )
+        format!("{:#}", parse(text, Path::new("a.toml")).unwrap_err())
     }
 
     #[test]

@@ -135,15 +135,14 @@ pub(crate) async fn reconcile(
     }
     for (name, r) in known {
         match spec_of(&r, key)? {
-            Some(reg) => {
-                if reg.info.state != ProviderState::Retired {
-                    notes.push(format!(
-                        "provider `{name}` is in the registry (added through the admin API) but \
-                         not in the configuration; it is used"
-                    ));
-                    use_.push((reg, r.generation));
-                }
+            Some(reg) if reg.info.state != ProviderState::Retired => {
+                notes.push(format!(
+                    "provider `{name}` is in the registry (added through the admin API) but \
+                     not in the configuration; it is used"
+                ));
+                use_.push((reg, r.generation));
             }
+            Some(_) => {}
             None if r.state != ProviderState::Retired => notes.push(format!(
                 "provider `{name}` was part of this vault but is not configured any more: shards \
                  it holds cannot be read (objects stay readable while enough other shards remain)"

@@ -17,7 +17,11 @@ fn json(text: &str) -> serde_json::Value {
 
 /// `archipel ARGS --config C` in `dir`; must succeed: its standard output.
 fn cli_ok(dir: &Path, config: &Path, args: &[&str]) -> String {
-    let (ok, out, err) = run(archipel().current_dir(dir).args(args).arg("--config").arg(config));
+    let (ok, out, err) = run(archipel()
+        .current_dir(dir)
+        .args(args)
+        .arg("--config")
+        .arg(config));
     assert!(ok, "archipel {args:?} failed:\n{out}\n{err}");
     out
 }
@@ -56,8 +60,7 @@ fn operator_commands_work_beside_a_running_gateway() {
     let Some(aws) = archipel_testkit::require_tool("aws", "the live control-plane test") else {
         return;
     };
-    let Some(_curl) = archipel_testkit::require_tool("curl", "the admin API refusal checks")
-    else {
+    let Some(_curl) = archipel_testkit::require_tool("curl", "the admin API refusal checks") else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -86,7 +89,9 @@ fn operator_commands_work_beside_a_running_gateway() {
     let key = json(&cli_ok(
         dir,
         &config,
-        &["key", "create", "--bucket", "live", "--read", "--write", "--json"],
+        &[
+            "key", "create", "--bucket", "live", "--read", "--write", "--json",
+        ],
     ));
     let (id, secret) = (
         key["id"].as_str().unwrap().to_string(),
@@ -97,7 +102,11 @@ fn operator_commands_work_beside_a_running_gateway() {
     app.ok(&["s3", "cp", "a.txt", "s3://live/a.txt"]);
     let listed = json(&cli_ok(dir, &config, &["key", "list", "--json"]));
     assert!(
-        listed.as_array().unwrap().iter().any(|k| k["id"] == id.as_str()),
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["id"] == id.as_str()),
         "{listed}"
     );
 
@@ -129,7 +138,8 @@ fn operator_commands_work_beside_a_running_gateway() {
     assert_eq!(added["live"], true, "{added}");
     let list = cli_ok(dir, &config, &["provider", "list"]);
     assert!(
-        list.lines().any(|l| l.starts_with("p7") && l.contains("active")),
+        list.lines()
+            .any(|l| l.starts_with("p7") && l.contains("active")),
         "{list}"
     );
     // Placement is rendezvous hashing over 7 providers for 6 shards: each object skips one

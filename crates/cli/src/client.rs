@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use archipel_vault::{
-    AddedProvider, CreatedKey, KeyView, NewProvider, Perms, ProviderSpec, ProviderTest,
-    RegistryEntry, Status, Vault,
+    AddedProvider, CreatedKey, JobKind, JobParams, JobRecord, KeyView, NewProvider, Perms,
+    ProviderSpec, ProviderTest, RegistryEntry, Status, Vault,
 };
 use serde::de::DeserializeOwned;
 
@@ -226,6 +226,59 @@ impl Control {
                 a.call(reqwest::Method::POST, "providers", Some(body)).await
             }
         }
+    }
+}
+
+impl Control {
+    pub(crate) async fn list_jobs(&self) -> anyhow::Result<Vec<JobRecord>> {
+        match self {
+            Control::Local(v) => Ok(v.list_jobs().await?),
+            Control::Remote(a) => a.call(reqwest::Method::GET, "jobs", None).await,
+        }
+    }
+
+    pub(crate) async fn job(&self, id: &str) -> anyhow::Result<JobRecord> {
+        match self {
+            Control::Local(v) => Ok(v.job(id).await?),
+            Control::Remote(a) => {
+                a.call(reqwest::Method::GET, &format!("jobs/{}", seg(id)), None)
+                    .await
+            }
+        }
+    }
+
+    pub(crate) async fn start_job(
+        &self,
+        kind: JobKind,
+        params: &JobParams,
+    ) -> anyhow::Result<JobRecord> {
+        match self {
+            Control::Local(v) => Ok(v.start_job(kind, params.clone()).await?),
+            Control::Remote(a) => {
+                let mut body = serde_json::to_value(params)?;
+                body["kind"] = serde_json::to_value(kind)?;
+                a.call(reqwest::Method::POST, "jobs", Some(body)).await
+            }
+        }
+    }
+
+    pub(crate) async fn cancel_job(&self, id: &str) -> anyhow::Result<JobRecord> {
+        match self {
+            Control::Local(v) => Ok(v.cancel_job(id).await?),
+            Control::Remote(a) => {
+                a.call(
+                    reqwest::Method::POST,
+                    &format!("jobs/{}/cancel", seg(id)),
+                    None,
+                )
+                .await
+            }
+        }
+    }
+
+    /// Whether jobs started here run in this process (and stop with it).
+    pub(crate) fn is_local(&self) -> bool {
+        matches!(self, Control::Local(_))
     }
 }
 

@@ -7,7 +7,8 @@
 //! * Operator commands on a vault: `bucket create|list|policy`, `key create|list|delete|grant`
 //!   (S3 access keys and their per-bucket permissions), `provider list|test|add` (reachability,
 //!   permissions, latency, throughput; `add` appends a checked provider to the configuration),
-//!   `status [--json]` (provider health and redundancy), `ls`, `put`, `get`, `rm` (with progress bars on large transfers).
+//!   `status [--json]` (provider health and redundancy), `job start|list|show|cancel`
+//!   (background jobs such as `scrub`, with progress and checkpoints), `ls`, `put`, `get`, `rm` (with progress bars on large transfers).
 //! * `archipel demo`: an honest, in-memory run of the codec (encode an object into `k + m`
 //!   shards, lose `m` of them, decode, then corrupt one more and watch it be detected).
 //!
@@ -18,6 +19,7 @@ mod client;
 mod config;
 mod demo;
 mod init;
+mod jobs;
 mod keys;
 mod metrics;
 mod ops;
@@ -65,6 +67,11 @@ enum Command {
     /// throughput (works beside a running gateway), or add one to the configuration.
     #[command(subcommand)]
     Provider(provider_cmd::ProviderCmd),
+    /// Background jobs: start (`scrub`), list, show, cancel. They run on the gateway when one
+    /// serves the vault, resume from their checkpoint after a restart, and run once across
+    /// gateways sharing a metadata store.
+    #[command(subcommand)]
+    Job(jobs::JobCmd),
     /// Providers (health, latency, shards held) and redundancy: how many objects survive
     /// how many more provider losses.
     Status(status::StatusArgs),
@@ -118,6 +125,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Key(cmd) => rt.block_on(keys::key(cmd)),
                 Command::Provider(cmd) => rt.block_on(provider_cmd::provider(cmd)),
                 Command::Status(args) => rt.block_on(status::run(args)),
+                Command::Job(cmd) => rt.block_on(jobs::job(cmd)),
                 Command::Ls(args) => rt.block_on(ops::ls(args)),
                 Command::Put(args) => rt.block_on(ops::put(args)),
                 Command::Get(args) => rt.block_on(ops::get(args)),

@@ -313,12 +313,18 @@ async fn serve_vault(settings: &Settings, vault: &Vault) -> anyhow::Result<()> {
         tokio::spawn(archipel_s3::serve_admin(state, l, stopped(stop_rx.clone())))
     });
     let gc = engine.spawn_gc(GC_INTERVAL, ORPHAN_EVERY, ORPHAN_MIN_AGE);
-    // Registry changes made through another gateway sharing the metadata store.
+    // Registry changes made through another gateway sharing the metadata store, and jobs
+    // to resume (after a restart, or from a gateway that died: once its lease ends).
     let registry = {
         let vault = vault.clone();
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             loop {
+                match vault.resume_jobs().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!("resumed {n} job(s)"),
+                    Err(e) => tracing::warn!("looking for jobs to resume: {e}"),
+                }
                 tokio::select! {
                     () = tokio::time::sleep(REGISTRY_POLL) => {}
                     _ = stop.wait_for(|v| *v) => break,
@@ -376,6 +382,7 @@ async fn serve_vault(settings: &Settings, vault: &Vault) -> anyhow::Result<()> {
     gc.stop().await;
     let _ = expiry.await;
     let _ = registry.await;
+    vault.stop_jobs().await;
     match s3_result {
         Ok(Ok(())) => {
             tracing::info!("stopped");

@@ -689,4 +689,39 @@ impl MetaStore for SqlMetaStore {
         self.write(name.clone(), |c, n| Box::pin(ops::delete_checkpoint(c, n)))
             .await
     }
+
+    async fn list_checkpoints(
+        &self,
+        prefix: &str,
+        after: Option<&CheckpointName>,
+        limit: usize,
+    ) -> Result<Vec<(CheckpointName, Vec<u8>)>> {
+        ops::list_checkpoints(
+            &mut *self.read("list_checkpoints").await?,
+            prefix,
+            after,
+            limit,
+        )
+        .await
+    }
+
+    async fn take_lease(
+        &self,
+        name: &CheckpointName,
+        owner: &str,
+        now: UnixMillis,
+        until: UnixMillis,
+    ) -> Result<bool> {
+        let args = (name.clone(), owner.to_string(), now, until);
+        self.write(args, |c, (n, o, now, until)| {
+            Box::pin(ops::take_lease(c, n, o, *now, *until))
+        })
+        .await
+    }
+
+    async fn release_lease(&self, name: &CheckpointName, owner: &str) -> Result<bool> {
+        let args = (name.clone(), owner.to_string());
+        self.write(args, |c, (n, o)| Box::pin(ops::release_lease(c, n, o)))
+            .await
+    }
 }

@@ -190,6 +190,30 @@ pub trait MetaStore: Send + Sync {
     async fn get_checkpoint(&self, name: &CheckpointName) -> Result<Option<Vec<u8>>>;
     /// Removes a checkpoint; whether it existed.
     async fn delete_checkpoint(&self, name: &CheckpointName) -> Result<bool>;
+    /// Up to `limit` checkpoints (at most [`MAX_PAGE`](crate::MAX_PAGE)) whose names start
+    /// with `prefix` and sort after `after`, in name order, with their data.
+    async fn list_checkpoints(
+        &self,
+        prefix: &str,
+        after: Option<&CheckpointName>,
+        limit: usize,
+    ) -> Result<Vec<(CheckpointName, Vec<u8>)>>;
+
+    // ---- leases ----
+
+    /// Takes or renews the lease `name` for `owner` until `until`, atomically: granted when
+    /// nobody holds it, when its holder's lease ended before `now`, or when `owner` holds it
+    /// already. Whether `owner` holds it now. Of concurrent takers of a free lease, across
+    /// processes, exactly one wins.
+    async fn take_lease(
+        &self,
+        name: &CheckpointName,
+        owner: &str,
+        now: UnixMillis,
+        until: UnixMillis,
+    ) -> Result<bool>;
+    /// Gives the lease up if `owner` holds it; whether it did.
+    async fn release_lease(&self, name: &CheckpointName, owner: &str) -> Result<bool>;
 }
 
 /// Conveniences over [`MetaStore`], implemented for every store.

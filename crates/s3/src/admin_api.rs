@@ -12,6 +12,8 @@
 //! * **Errors**: `{"error": {"code", "message"}}` with 400 (invalid), 404 (no such
 //!   provider, key or bucket), 409 (exists), 422 (a provider failed its check), 503
 //!   (retryable), 500.
+//! * Jobs: `GET /admin/v1/jobs`, `POST /admin/v1/jobs` (`{"kind": "scrub", "bucket"?,
+//!   "rate_bytes_per_s"?}`), `GET /admin/v1/jobs/{id}`, `POST /admin/v1/jobs/{id}/cancel`.
 //! * The routes are [`route`], a pure function covered by a table test; the OpenAPI
 //!   description (`admin-openapi.json`, served at `/admin/v1/openapi.json`) is checked
 //!   against it by a test, so neither drifts from the other.
@@ -45,6 +47,10 @@ pub(crate) enum Endpoint {
     DeleteKey(String),
     Grant { id: String, bucket: String },
     ListBuckets,
+    ListJobs,
+    StartJob,
+    GetJob(String),
+    CancelJob(String),
 }
 
 /// Where a request goes; `None` for a path outside the API (404) and `Some(Err(()))` for a
@@ -75,6 +81,12 @@ pub(crate) fn route(method: &Method, path: &str) -> Option<Result<Endpoint, ()>>
             }
         }
         (["buckets"], Method::GET) => Endpoint::ListBuckets,
+        (["jobs"], Method::GET) => Endpoint::ListJobs,
+        (["jobs"], Method::POST) => Endpoint::StartJob,
+        (["jobs", id], Method::GET) if !id.is_empty() => Endpoint::GetJob((*id).to_string()),
+        (["jobs", id, "cancel"], Method::POST) if !id.is_empty() => {
+            Endpoint::CancelJob((*id).to_string())
+        }
         (
             ["openapi.json"]
             | ["status"]
@@ -85,7 +97,10 @@ pub(crate) fn route(method: &Method, path: &str) -> Option<Result<Endpoint, ()>>
             | ["keys"]
             | ["keys", _]
             | ["keys", _, "grants", _]
-            | ["buckets"],
+            | ["buckets"]
+            | ["jobs"]
+            | ["jobs", _]
+            | ["jobs", _, "cancel"],
             _,
         ) => return Some(Err(())),
         _ => return None,
@@ -129,6 +144,7 @@ fn vault_error(e: &VaultError) -> Response<Full<Bytes>> {
     let (status, code) = match e {
         VaultError::NoSuchProvider { .. } => (StatusCode::NOT_FOUND, "NoSuchProvider"),
         VaultError::NoSuchKey { .. } => (StatusCode::NOT_FOUND, "NoSuchKey"),
+        VaultError::NoSuchJob { .. } => (StatusCode::NOT_FOUND, "NoSuchJob"),
         VaultError::Engine(EngineError::NoSuchBucket { .. }) => {
             (StatusCode::NOT_FOUND, "NoSuchBucket")
         }
@@ -194,7 +210,6 @@ async fn read_json<T: serde::de::DeserializeOwned>(
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct CreateKeyBody {
     #[serde(default)]
     owner: String,
@@ -202,6 +217,13 @@ struct CreateKeyBody {
     bucket: Option<String>,
     #[serde(default, flatten)]
     perms: Perms,
+}
+
+#[derive(Deserialize)]
+struct StartJobBody {
+    kind: archipel_vault::JobKind,
+    #[serde(default, flatten)]
+    params: archipel_vault::JobParams,
 }
 
 #[derive(Deserialize)]
@@ -372,6 +394,28 @@ pub(crate) async fn handle(
                 Err(e) => vault_error(&e),
             }
         }
+        Endpoint::ListJobs => match vault.list_jobs().await {
+            Ok(j) => ok(StatusCode::OK, &j),
+            Err(e) => vault_error(&e),
+        },
+        Endpoint::StartJob => {
+            let b: StartJobBody = match read_json(body).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            match vault.start_job(b.kind, b.params).await {
+                Ok(j) => ok(StatusCode::CREATED, &j),
+                Err(e) => vault_error(&e),
+            }
+        }
+        Endpoint::GetJob(id) => match vault.job(&id).await {
+            Ok(j) => ok(StatusCode::OK, &j),
+            Err(e) => vault_error(&e),
+        },
+        Endpoint::CancelJob(id) => match vault.cancel_job(&id).await {
+            Ok(j) => ok(StatusCode::OK, &j),
+            Err(e) => vault_error(&e),
+        },
         Endpoint::ListBuckets => {
             let engine = vault.engine();
             let buckets = match engine.meta().list_buckets().await {
@@ -421,6 +465,10 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/admin/v1/keys/{id}"),
     ("PUT", "/admin/v1/keys/{id}/grants/{bucket}"),
     ("GET", "/admin/v1/buckets"),
+    ("GET", "/admin/v1/jobs"),
+    ("POST", "/admin/v1/jobs"),
+    ("GET", "/admin/v1/jobs/{id}"),
+    ("POST", "/admin/v1/jobs/{id}/cancel"),
 ];
 
 #[cfg(test)]

@@ -70,6 +70,12 @@ pub enum VaultError {
         /// The id asked for.
         id: String,
     },
+    /// No job of this id.
+    #[error("no job {id:?} (see `archipel job list`)")]
+    NoSuchJob {
+        /// The id asked for.
+        id: String,
+    },
     /// A request that cannot be carried out as asked (named field and why).
     #[error("{0}")]
     Invalid(String),

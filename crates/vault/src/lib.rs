@@ -12,6 +12,8 @@
 //! * [`registry`]: the provider registry in the metadata store as the source of truth while
 //!   serving — seeded from the configuration, changed live (add, state, weight), followed by
 //!   every gateway sharing the store.
+//! * [`jobs`]: the job runner — background work with progress, checkpoints in the metadata
+//!   store, leases (one gateway at a time), cancellation and a rate limit.
 //! * [`keys`]: S3 access keys and their grants.
 //! * [`status`]: providers, inventory, redundancy and placement.
 //! * [`provider_test`]: reachability, permissions, latency and throughput of a provider.
@@ -26,6 +28,7 @@
 //!   recording fails: no gateway records a provider set its engine refused.
 
 pub mod error;
+pub mod jobs;
 pub mod keys;
 pub mod open;
 pub mod provider_test;
@@ -36,6 +39,7 @@ pub mod stack;
 pub mod status;
 
 pub use error::{Result, VaultError};
+pub use jobs::{JobKind, JobParams, JobRecord, JobState};
 pub use keys::{CreatedKey, GrantView, KeyView, Perms};
 pub use open::{DEFAULT_POLICY_CHECKPOINT, Vault, open_meta};
 pub use provider_test::{ProviderTest, test_provider};

@@ -32,6 +32,8 @@ pub(crate) struct Inner {
     pub(crate) changing: tokio::sync::Mutex<()>,
     /// What reconciling the configuration with the registry found (by provider name).
     pub(crate) registry_notes: Mutex<Vec<String>>,
+    /// The jobs this process runs.
+    pub(crate) jobs: crate::jobs::Jobs,
 }
 
 /// An open vault. Cheap to clone; clones share everything.
@@ -165,6 +167,7 @@ impl Vault {
                 providers: Mutex::new(providers),
                 changing: tokio::sync::Mutex::new(()),
                 registry_notes: Mutex::new(notes),
+                jobs: crate::jobs::Jobs::new()?,
             }),
         })
     }
@@ -216,6 +219,11 @@ impl Vault {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// The jobs this process runs.
+    pub fn jobs(&self) -> &crate::jobs::Jobs {
+        &self.inner.jobs
     }
 
     /// Closes the metadata store (after its queued writes).

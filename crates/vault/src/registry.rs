@@ -2,10 +2,11 @@
 //! metadata store so that every gateway sharing it sees the same set.
 //!
 //! * At the first start, the configuration's providers **seed** the registry.
-//! * Afterwards the registry wins: a provider added or changed through the admin API is kept
-//!   across restarts; where the configuration disagrees with the registry (a changed path, a
-//!   provider only in one of them) it is reported by name ([`Vault::registry_notes`], the
-//!   log), never silently applied or ignored.
+//! * Afterwards each record remembers who set it last (label `source`). A record set from the
+//!   configuration follows later edits of the file; a provider added or changed through the
+//!   admin API is kept across restarts, and a configuration that disagrees with it is
+//!   reported. Either way every difference is reported by name ([`Vault::registry_notes`],
+//!   the log), never silently applied or ignored.
 //! * Connection settings (paths, endpoints, credentials) are kept sealed under the master key
 //!   (AES-256-GCM, bound to `provider:<name>`), so a copy of the database alone yields no
 //!   provider credentials. Labels and state stay readable.
@@ -30,8 +31,33 @@ fn seal_id(name: &str) -> String {
     format!("provider:{name}")
 }
 
-fn labels_of(s: &ProviderSpec) -> StringMap {
+/// Who last set a registry record: the configuration (which it then follows) or the admin
+/// API (which it then keeps, reporting a configuration that differs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Config,
+    Api,
+}
+
+impl Source {
+    fn as_str(self) -> &'static str {
+        match self {
+            Source::Config => "config",
+            Source::Api => "api",
+        }
+    }
+
+    fn of(r: &ProviderRecord) -> Source {
+        match r.labels.get("source").map(String::as_str) {
+            Some("api") => Source::Api,
+            _ => Source::Config,
+        }
+    }
+}
+
+fn labels_of(s: &ProviderSpec, source: Source) -> StringMap {
     [
+        ("source", source.as_str().to_string()),
         ("kind", s.backend.kind().to_string()),
         ("operator", s.info.operator.clone()),
         ("jurisdiction", s.info.jurisdiction.clone()),
@@ -43,13 +69,18 @@ fn labels_of(s: &ProviderSpec) -> StringMap {
 }
 
 /// The registry record of `s`, its connection sealed under `key`.
-fn record_of(s: &ProviderSpec, key: &MasterKey, generation: u64) -> Result<ProviderRecord> {
+fn record_of(
+    s: &ProviderSpec,
+    key: &MasterKey,
+    generation: u64,
+    source: Source,
+) -> Result<ProviderRecord> {
     let stored = serde_json::to_vec(&StoredProvider::from_spec(s))
         .map_err(|e| VaultError::Internal(format!("provider settings: {e}")))?;
     let sealed = key.seal_secret(&seal_id(&s.info.name), &stored, secrets::random()?)?;
     Ok(ProviderRecord {
         name: ProviderName::new(s.info.name.clone())?,
-        labels: labels_of(s),
+        labels: labels_of(s, source),
         state: s.info.state,
         config: sealed,
         generation,
@@ -103,17 +134,36 @@ pub(crate) async fn reconcile(
     let mut notes = Vec::new();
     for p in &spec.providers {
         let from_registry = match known.remove(&p.info.name) {
-            Some(r) => spec_of(&r, key)?.map(|s| (s, r.generation)),
+            Some(r) => spec_of(&r, key)?.map(|s| (s, r.generation, Source::of(&r))),
             None => None,
         };
         match from_registry {
             None => {
                 // First start, or a record from a build that kept labels only: the
                 // configuration seeds the registry.
-                meta.put_provider(&record_of(p, key, 1)?).await?;
+                meta.put_provider(&record_of(p, key, 1, Source::Config)?)
+                    .await?;
                 use_.push((p.clone(), 1));
             }
-            Some((mut reg, generation)) => {
+            Some((old, generation, Source::Config)) => {
+                // Set from the configuration: the registry follows the file (reported).
+                let fields = p.connection_differs(&old);
+                if fields.is_empty() {
+                    use_.push((p.clone(), generation));
+                } else {
+                    let g = generation + 1;
+                    meta.put_provider(&record_of(p, key, g, Source::Config)?)
+                        .await?;
+                    notes.push(format!(
+                        "{}: the configuration changed its {}; the registry follows it \
+                         (generation {g})",
+                        p.describe(),
+                        fields.join(", ")
+                    ));
+                    use_.push((p.clone(), g));
+                }
+            }
+            Some((mut reg, generation, Source::Api)) => {
                 let fields = p.connection_differs(&reg);
                 if !fields.is_empty() {
                     notes.push(format!(
@@ -316,7 +366,7 @@ impl Vault {
             .await
             .map_err(VaultError::Providers)?;
         built.probe = probe;
-        let record = record_of(&spec, &self.inner.unlocked.key, 1)?;
+        let record = record_of(&spec, &self.inner.unlocked.key, 1, Source::Api)?;
         let mut next = self.providers();
         next.push(built);
         // The engine first: it refuses a set it cannot use, and then nothing is recorded.
@@ -363,6 +413,9 @@ impl Vault {
         if let Some(w) = weight {
             record.labels.insert("weight".into(), w.to_string());
         }
+        record
+            .labels
+            .insert("source".into(), Source::Api.as_str().into());
         record.generation += 1;
         let mut next = self.providers();
         for b in &mut next {

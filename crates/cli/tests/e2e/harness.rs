@@ -200,6 +200,14 @@ impl Server {
         }
     }
 
+    /// Kills it with SIGKILL (no shutdown at all) and waits for it; its log.
+    pub(crate) fn kill(mut self) -> String {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        self.stderr()
+    }
+
     /// Sends SIGTERM and checks that it exits 0; its log.
     pub(crate) fn stop(mut self) -> String {
         let mut child = self.child.take().unwrap();

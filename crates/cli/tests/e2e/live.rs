@@ -2,7 +2,8 @@
 //! embedded store (which it holds exclusively), the operator commands go through its admin API
 //! — keys made and deleted take effect on the next S3 request, `status` and `provider test`
 //! work, and a provider added with `provider add` receives shards of new objects without a
-//! restart. The admin API refuses anonymous and wrongly authenticated requests.
+//! restart. The admin API refuses anonymous and wrongly authenticated requests. A job killed
+//! with its gateway (SIGKILL) resumes from its checkpoint after the restart.
 
 use std::path::Path;
 use std::process::Command;
@@ -55,6 +56,105 @@ fn curl_status(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `archipel init` with free ports in `dir`; the configuration and the two ports.
+fn init(dir: &Path) -> (std::path::PathBuf, u16, u16) {
+    let (s3_port, admin_port) = (free_port(), free_port());
+    let (ok, out, err) = run(archipel().current_dir(dir).args([
+        "init",
+        "--listen",
+        &format!("127.0.0.1:{s3_port}"),
+        "--admin-listen",
+        &format!("127.0.0.1:{admin_port}"),
+    ]));
+    assert!(ok, "init failed:\n{out}\n{err}");
+    (dir.join("archipel.toml"), s3_port, admin_port)
+}
+
+fn serve(dir: &Path, config: &Path, port: u16) -> Server {
+    Server::start_with(
+        &["--config".to_string(), config.display().to_string()],
+        dir,
+        port,
+    )
+}
+
+#[test]
+fn a_scrub_killed_with_its_gateway_resumes_from_its_checkpoint() {
+    let Some(aws) = archipel_testkit::require_tool("aws", "the job resume test") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (config, port, _) = init(dir);
+    let server = serve(dir, &config, port);
+    let work = dir.join("work");
+    let files = work.join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    for i in 0..40u8 {
+        std::fs::write(files.join(format!("f{i:02}")), vec![i; 256 * 1024]).unwrap();
+    }
+    let root = server.aws_root(&aws, &work);
+    root.ok(&["s3", "mb", "s3://scrubbed"]);
+    root.ok(&["s3", "cp", "--recursive", "files", "s3://scrubbed/"]);
+
+    // 40 objects of 256 KiB at 1 MiB/s: about 10 s of work.
+    let job = json(&cli_ok(
+        dir,
+        &config,
+        &["job", "start", "scrub", "--rate", "1MiB", "--json"],
+    ));
+    let id = job["id"].as_str().unwrap().to_string();
+    let show = || json(&cli_ok(dir, &config, &["job", "show", &id, "--json"]));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let j = show();
+        if j["progress"]["items_done"].as_u64().unwrap() >= 8 {
+            assert_eq!(j["state"], "running", "{j}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scrub did not progress: {j}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    server.kill();
+
+    // Restarted, the gateway takes the job over once the dead run's lease ends.
+    let server = serve(dir, &config, port);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let done = loop {
+        let j = show();
+        if j["state"] == "done" {
+            break j;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scrub did not finish after the restart: {j}\n{}",
+            server.stderr()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    let runs = done["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{done}");
+    let from = runs[1]["from_items"].as_u64().unwrap();
+    assert!(
+        (8..40).contains(&from),
+        "the second run starts at the checkpoint, not at 0: {done}"
+    );
+    assert_eq!(done["progress"]["items_done"], 40, "{done}");
+    assert_eq!(done["progress"]["items_total"], 40, "{done}");
+    assert_eq!(done["result"]["objects"], 40, "{done}");
+    assert_eq!(done["result"]["bad_shards"], 0, "{done}");
+    assert!(
+        done["result"]["shards_checked"].as_u64().unwrap() >= 40 * 6,
+        "{done}"
+    );
+    let listed = cli_ok(dir, &config, &["job", "list"]);
+    assert!(listed.contains(&id) && listed.contains("done"), "{listed}");
+    server.stop();
+}
+
 #[test]
 fn operator_commands_work_beside_a_running_gateway() {
     let Some(aws) = archipel_testkit::require_tool("aws", "the live control-plane test") else {
@@ -65,21 +165,8 @@ fn operator_commands_work_beside_a_running_gateway() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let (s3_port, admin_port) = (free_port(), free_port());
-    let config = dir.join("archipel.toml");
-    let (ok, out, err) = run(archipel().current_dir(dir).args([
-        "init",
-        "--listen",
-        &format!("127.0.0.1:{s3_port}"),
-        "--admin-listen",
-        &format!("127.0.0.1:{admin_port}"),
-    ]));
-    assert!(ok, "init failed:\n{out}\n{err}");
-    let server = Server::start_with(
-        &["--config".to_string(), config.display().to_string()],
-        dir,
-        s3_port,
-    );
+    let (config, s3_port, admin_port) = init(dir);
+    let server = serve(dir, &config, s3_port);
     let work = dir.join("work");
     std::fs::create_dir(&work).unwrap();
     let root = server.aws_root(&aws, &work);

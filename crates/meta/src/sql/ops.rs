@@ -1373,3 +1373,74 @@ pub(super) async fn delete_checkpoint(
         .rows_affected();
     Ok(deleted > 0)
 }
+
+pub(super) async fn list_checkpoints(
+    conn: &mut AnyConnection,
+    prefix: &str,
+    after: Option<&CheckpointName>,
+    limit: usize,
+) -> Result<Vec<(CheckpointName, Vec<u8>)>> {
+    const T: &str = "checkpoints";
+    // The prefix is matched by characters (collation-independent); the order is the
+    // database's for text, the same for `>` and `ORDER BY`.
+    let from = after.map_or_else(String::new, |a| a.as_str().to_string());
+    let rows = sqlx::query(
+        "SELECT name, data FROM checkpoints WHERE SUBSTR(name, 1, CAST($1 AS INTEGER)) = $2 AND name > $3 \
+         ORDER BY name LIMIT $4",
+    )
+    .bind(i64::try_from(prefix.chars().count()).unwrap_or(i64::MAX))
+    .bind(prefix)
+    .bind(from)
+    .bind(limit_of(limit.min(MAX_PAGE)))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db("list_checkpoints"))?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                name(T, CheckpointName::new(col::<String>(T, r, 0)?))?,
+                col::<Vec<u8>>(T, r, 1)?,
+            ))
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------- leases
+
+pub(super) async fn take_lease(
+    conn: &mut AnyConnection,
+    name: &CheckpointName,
+    owner: &str,
+    now: UnixMillis,
+    until: UnixMillis,
+) -> Result<bool> {
+    let n = sqlx::query(
+        "INSERT INTO leases (name, owner, until_ms) VALUES ($1, $2, $3) \
+         ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until_ms = excluded.until_ms \
+         WHERE leases.until_ms < $4 OR leases.owner = excluded.owner",
+    )
+    .bind(name.as_str())
+    .bind(owner)
+    .bind(until.0)
+    .bind(now.0)
+    .execute(&mut *conn)
+    .await
+    .map_err(db("take_lease"))?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+pub(super) async fn release_lease(
+    conn: &mut AnyConnection,
+    name: &CheckpointName,
+    owner: &str,
+) -> Result<bool> {
+    let n = sqlx::query("DELETE FROM leases WHERE name = $1 AND owner = $2")
+        .bind(name.as_str())
+        .bind(owner)
+        .execute(&mut *conn)
+        .await
+        .map_err(db("release_lease"))?
+        .rows_affected();
+    Ok(n > 0)
+}

@@ -116,10 +116,21 @@ CREATE INDEX repair_queue_by_age ON repair_queue (enqueued_ms, provider, blob)
 ALTER TABLE providers ADD COLUMN generation BIGINT NOT NULL DEFAULT 0
 "#,
     ),
+    (
+        4,
+        "job leases",
+        r#"
+CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    until_ms BIGINT NOT NULL
+)
+"#,
+    ),
 ];
 
 /// The newest schema version this build knows.
-pub(crate) const LATEST: i64 = 3;
+pub(crate) const LATEST: i64 = 4;
 
 /// A fixed key for `pg_advisory_xact_lock` ("archipel" in ASCII).
 const ADVISORY_LOCK: i64 = 0x6172_6368_6970_656c;

@@ -1430,6 +1430,7 @@ async fn rewind_to_v1(conn: &mut sqlx::AnyConnection) {
     for sql in [
         "DROP TABLE repair_queue",
         "ALTER TABLE providers DROP COLUMN generation",
+        "DROP TABLE leases",
         "DELETE FROM archipel_schema WHERE version > 1",
     ] {
         conn.execute(sql).await.unwrap();
@@ -1532,4 +1533,87 @@ pub(crate) async fn checkpoints_are_replaced_and_deleted(store: Arc<dyn MetaStor
     assert_eq!(store.get_checkpoint(&name).await.unwrap(), Some(Vec::new()));
     assert!(store.delete_checkpoint(&name).await.unwrap());
     assert!(!store.delete_checkpoint(&name).await.unwrap());
+}
+
+pub(crate) async fn checkpoints_list_by_prefix_in_pages(store: Arc<dyn MetaStore>) {
+    for n in ["job:b", "job:a", "job:c", "jobs", "drain:p1", "job"] {
+        store
+            .put_checkpoint(&CheckpointName::new(n).unwrap(), n.as_bytes())
+            .await
+            .unwrap();
+    }
+    let names = |v: &[(CheckpointName, Vec<u8>)]| {
+        v.iter()
+            .map(|(n, d)| {
+                assert_eq!(n.as_str().as_bytes(), d.as_slice());
+                n.as_str().to_string()
+            })
+            .collect::<Vec<_>>()
+    };
+    let all = store.list_checkpoints("job:", None, 100).await.unwrap();
+    assert_eq!(names(&all), ["job:a", "job:b", "job:c"]);
+    let first = store.list_checkpoints("job:", None, 2).await.unwrap();
+    assert_eq!(names(&first), ["job:a", "job:b"]);
+    let rest = store
+        .list_checkpoints("job:", Some(&first[1].0), 2)
+        .await
+        .unwrap();
+    assert_eq!(names(&rest), ["job:c"]);
+    assert!(
+        store
+            .list_checkpoints("nothing:", None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub(crate) async fn leases_have_one_holder_until_they_end(store: Arc<dyn MetaStore>) {
+    let l = CheckpointName::new("job:j1").unwrap();
+    assert!(
+        store
+            .take_lease(&l, "a", UnixMillis(100), UnixMillis(200))
+            .await
+            .unwrap()
+    );
+    // Held by a: b is refused until it ends; a renews.
+    assert!(
+        !store
+            .take_lease(&l, "b", UnixMillis(150), UnixMillis(250))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .take_lease(&l, "a", UnixMillis(150), UnixMillis(300))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .take_lease(&l, "b", UnixMillis(250), UnixMillis(400))
+            .await
+            .unwrap()
+    );
+    // Ended: b takes it over, and a cannot release or renew it any more.
+    assert!(
+        store
+            .take_lease(&l, "b", UnixMillis(301), UnixMillis(500))
+            .await
+            .unwrap()
+    );
+    assert!(!store.release_lease(&l, "a").await.unwrap());
+    assert!(
+        !store
+            .take_lease(&l, "a", UnixMillis(310), UnixMillis(600))
+            .await
+            .unwrap()
+    );
+    assert!(store.release_lease(&l, "b").await.unwrap());
+    assert!(
+        store
+            .take_lease(&l, "a", UnixMillis(320), UnixMillis(600))
+            .await
+            .unwrap()
+    );
 }

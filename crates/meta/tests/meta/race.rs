@@ -388,3 +388,31 @@ async fn postgres_two_processes_race_with_exactly_one_winner_per_key() {
     store.close().await;
     crate::drop_schema(&url, &schema).await;
 }
+
+/// Of concurrent takers of a free lease, exactly one holds it.
+pub(crate) async fn lease_race_has_exactly_one_holder(store: Arc<dyn MetaStore>) {
+    let l = CheckpointName::new("job:race").unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(20));
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let (store, l, barrier) = (store.clone(), l.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store
+                    .take_lease(
+                        &l,
+                        &format!("owner-{i}"),
+                        UnixMillis(1_000),
+                        UnixMillis(9_000),
+                    )
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tasks {
+        won += usize::from(t.await.unwrap());
+    }
+    assert_eq!(won, 1);
+}

@@ -433,6 +433,7 @@ impl Engine {
                 owner: owner.to_string(),
                 policy: policy.encode(),
                 created: UnixMillis::now(),
+                settings: Vec::new(),
             })
             .await?;
         Ok(policy)

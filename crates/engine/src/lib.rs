@@ -9,6 +9,7 @@
 //!   uploads (each part encoded as it arrives, completion is a metadata operation), deletes,
 //!   the garbage-collection queue, the orphan scan, and scrubbing (verify every shard).
 //! * [`health`]: recent latency and failures per provider, used to choose and hedge reads.
+//! * [`bucket`]: typed bucket settings (CORS, public read) kept in the bucket record.
 //! * [`access`]: S3 access keys (secrets sealed under the master key) and per-bucket grants.
 //!
 //! # Architecture invariants
@@ -24,6 +25,7 @@
 //!   randomness (ids, keys, nonces) and the clock.
 
 pub mod access;
+pub mod bucket;
 mod engine;
 pub mod error;
 mod gc;
@@ -37,6 +39,7 @@ mod write;
 
 pub use access::{AccessKeyInfo, NewAccessKey};
 pub use archipel_meta::Permissions;
+pub use bucket::{BucketSettings, CorsRule};
 pub use engine::{Engine, EngineOptions, OpenObject, ProviderSlot};
 pub use error::{EngineError, Result};
 pub use gc::{GcReport, JobHandle, OrphanReport};

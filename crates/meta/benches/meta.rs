@@ -41,6 +41,7 @@ fn bucket(name: &str) -> Bucket {
         owner: "bench".into(),
         policy: Vec::new(),
         created: UnixMillis(0),
+        settings: Vec::new(),
     }
 }
 

@@ -493,6 +493,14 @@ impl MetaStore for SqlMetaStore {
         ops::list_buckets(&mut *self.read("list_buckets").await?).await
     }
 
+    async fn set_bucket_settings(&self, name: &BucketName, settings: &[u8]) -> Result<()> {
+        let args = (name.clone(), settings.to_vec());
+        self.write(args, |c, (n, s)| {
+            Box::pin(ops::set_bucket_settings(c, n, s))
+        })
+        .await
+    }
+
     async fn set_bucket_policy(&self, name: &BucketName, policy: &[u8]) -> Result<()> {
         let args = (name.clone(), policy.to_vec());
         self.write(args, |c, (n, p)| Box::pin(ops::set_bucket_policy(c, n, p)))

@@ -65,6 +65,8 @@ pub trait MetaStore: Send + Sync {
     async fn list_buckets(&self) -> Result<Vec<Bucket>>;
     /// Replaces a bucket's policy.
     async fn set_bucket_policy(&self, name: &BucketName, policy: &[u8]) -> Result<()>;
+    /// Replaces a bucket's settings (opaque bytes; empty for none).
+    async fn set_bucket_settings(&self, name: &BucketName, settings: &[u8]) -> Result<()>;
     /// Deletes an empty bucket (and the grants on it);
     /// [`MetaError::BucketNotEmpty`](crate::MetaError::BucketNotEmpty) if it holds objects or
     /// uploads (delete markers count as empty).

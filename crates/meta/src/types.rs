@@ -131,6 +131,9 @@ pub struct Bucket {
     pub policy: Vec<u8>,
     /// When it was created.
     pub created: UnixMillis,
+    /// The bucket's settings (CORS, public access, …), encoded by the engine; opaque here
+    /// (empty: none set).
+    pub settings: Vec<u8>,
 }
 
 /// User metadata (`x-amz-meta-*`) and provider labels: a sorted string map.

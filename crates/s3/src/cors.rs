@@ -1,10 +1,9 @@
-//! Bucket CORS: the rules set by `PutBucketCors` (kept as a bucket setting in the metadata
-//! store), answered in browsers' preflight `OPTIONS` requests (unauthenticated, as S3 does) and
+//! Bucket CORS: the rules set by `PutBucketCors` (a typed bucket setting in the bucket record,
+//! [`archipel_engine::BucketSettings`]), answered in browsers' preflight `OPTIONS` requests (unauthenticated, as S3 does) and
 //! reflected in `Access-Control-*` headers on matching requests. Also the bucket's public-read
 //! flag (canned ACL `public-read`), which lets anonymous clients GET, HEAD and list it.
 
-use archipel_engine::Engine;
-use archipel_meta::CheckpointName;
+use archipel_engine::{CorsRule, Engine};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use s3s::dto::CORSRule;
 
@@ -69,15 +68,36 @@ fn wildcard(pattern: &str, s: &str) -> bool {
     }
 }
 
-fn setting(kind: &str, bucket: &str) -> Option<CheckpointName> {
-    CheckpointName::new(format!("bucket-{kind}/{bucket}")).ok()
+impl From<&CorsRule> for Rule {
+    fn from(r: &CorsRule) -> Rule {
+        Rule {
+            origins: r.origins.clone(),
+            methods: r.methods.clone(),
+            headers: r.headers.clone(),
+            expose: r.expose.clone(),
+            max_age: r.max_age,
+            id: r.id.clone(),
+        }
+    }
+}
+
+impl From<&Rule> for CorsRule {
+    fn from(r: &Rule) -> CorsRule {
+        CorsRule {
+            origins: r.origins.clone(),
+            methods: r.methods.clone(),
+            headers: r.headers.clone(),
+            expose: r.expose.clone(),
+            max_age: r.max_age,
+            id: r.id.clone(),
+        }
+    }
 }
 
 /// The CORS rules of `bucket`, if any.
 pub(crate) async fn rules(engine: &Engine, bucket: &str) -> Option<Vec<Rule>> {
-    let name = setting("cors", bucket)?;
-    let bytes = engine.meta().get_checkpoint(&name).await.ok()??;
-    serde_json::from_slice(&bytes).ok()
+    let s = engine.bucket_settings(bucket).await.ok()?;
+    s.cors.map(|rules| rules.iter().map(Rule::from).collect())
 }
 
 /// Stores (or with `None`, removes) the CORS rules of `bucket`.
@@ -85,42 +105,32 @@ pub(crate) async fn set_rules(
     engine: &Engine,
     bucket: &str,
     rules: Option<&[Rule]>,
-) -> Result<(), String> {
-    let name = setting("cors", bucket).ok_or("bad bucket name")?;
-    let meta = engine.meta();
-    match rules {
-        Some(r) => {
-            let bytes = serde_json::to_vec(r).map_err(|e| e.to_string())?;
-            meta.put_checkpoint(&name, &bytes)
-                .await
-                .map_err(|e| e.to_string())
-        }
-        None => meta
-            .delete_checkpoint(&name)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
-    }
+) -> Result<(), archipel_engine::EngineError> {
+    let cors = rules.map(|r| r.iter().map(CorsRule::from).collect());
+    engine
+        .update_bucket_settings(bucket, |s| s.cors = cors)
+        .await
+        .map(|_| ())
 }
 
 /// Whether `bucket` is readable anonymously.
 pub(crate) async fn is_public(engine: &Engine, bucket: &str) -> bool {
-    match setting("public", bucket) {
-        Some(name) => matches!(engine.meta().get_checkpoint(&name).await, Ok(Some(_))),
-        None => false,
-    }
+    engine
+        .bucket_settings(bucket)
+        .await
+        .is_ok_and(|s| s.public_read)
 }
 
 /// Makes `bucket` public-read, or private again.
-pub(crate) async fn set_public(engine: &Engine, bucket: &str, public: bool) -> Result<(), String> {
-    let name = setting("public", bucket).ok_or("bad bucket name")?;
-    let meta = engine.meta();
-    let r = if public {
-        meta.put_checkpoint(&name, b"read").await
-    } else {
-        meta.delete_checkpoint(&name).await.map(|_| ())
-    };
-    r.map_err(|e| e.to_string())
+pub(crate) async fn set_public(
+    engine: &Engine,
+    bucket: &str,
+    public: bool,
+) -> Result<(), archipel_engine::EngineError> {
+    engine
+        .update_bucket_settings(bucket, |s| s.public_read = public)
+        .await
+        .map(|_| ())
 }
 
 /// The bucket a path-style request addresses.

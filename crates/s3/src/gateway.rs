@@ -531,7 +531,7 @@ impl S3 for Gateway {
                 if public {
                     cors::set_public(&self.engine, &name, true)
                         .await
-                        .map_err(|e| s3_error!(InternalError, "{e}"))?;
+                        .map_err(to_s3)?;
                 }
                 ok(CreateBucketOutput {
                     location: Some(format!("/{name}")),
@@ -571,9 +571,7 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<DeleteBucketOutput>> {
         match self.engine.delete_bucket(&req.input.bucket).await {
             Ok(()) => {
-                // Its settings go with it.
-                let _ = cors::set_rules(&self.engine, &req.input.bucket, None).await;
-                let _ = cors::set_public(&self.engine, &req.input.bucket, false).await;
+                // Its settings go with its record.
                 ok(DeleteBucketOutput::default())
             }
             Err(EngineError::Meta(archipel_meta::MetaError::BucketNotEmpty { .. })) => Err(
@@ -636,7 +634,7 @@ impl S3 for Gateway {
         };
         cors::set_public(&self.engine, &i.bucket, public)
             .await
-            .map_err(|e| s3_error!(InternalError, "{e}"))?;
+            .map_err(to_s3)?;
         ok(PutBucketAclOutput::default())
     }
 
@@ -660,7 +658,7 @@ impl S3 for Gateway {
         }
         cors::set_rules(&self.engine, &i.bucket, Some(&rules))
             .await
-            .map_err(|e| s3_error!(InternalError, "{e}"))?;
+            .map_err(to_s3)?;
         ok(PutBucketCorsOutput::default())
     }
 
@@ -687,7 +685,7 @@ impl S3 for Gateway {
         self.require_bucket(&req.input.bucket).await?;
         cors::set_rules(&self.engine, &req.input.bucket, None)
             .await
-            .map_err(|e| s3_error!(InternalError, "{e}"))?;
+            .map_err(to_s3)?;
         ok(DeleteBucketCorsOutput::default())
     }
 

@@ -82,6 +82,42 @@ fn checkpoint(name: &str) -> Result<CheckpointName> {
     Ok(CheckpointName::new(name)?)
 }
 
+/// Moves bucket settings that builds before schema 5 kept in meta's checkpoint space
+/// (`bucket-cors/<bucket>`: JSON rules; `bucket-public/<bucket>`: present = public-read) into
+/// the bucket records. Idempotent; each checkpoint is removed once its bucket has it.
+async fn migrate_bucket_settings(engine: &Engine) -> Result<()> {
+    let meta = engine.meta();
+    for prefix in ["bucket-cors/", "bucket-public/"] {
+        loop {
+            let page = meta.list_checkpoints(prefix, None, 100).await?;
+            if page.is_empty() {
+                break;
+            }
+            for (name, data) in page {
+                let bucket = &name.as_str()[prefix.len()..];
+                let changed = if prefix == "bucket-cors/" {
+                    let rules: Vec<archipel_engine::CorsRule> = serde_json::from_slice(&data)
+                        .map_err(|e| VaultError::Invalid(format!("{name}: {e}")))?;
+                    engine
+                        .update_bucket_settings(bucket, |s| s.cors = Some(rules))
+                        .await
+                } else {
+                    engine
+                        .update_bucket_settings(bucket, |s| s.public_read = true)
+                        .await
+                };
+                match changed {
+                    Ok(_) | Err(archipel_engine::EngineError::NoSuchBucket { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                meta.delete_checkpoint(&name).await?;
+                tracing::info!("moved {name} into the bucket record");
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Vault {
     /// Opens (on first run: creates) the vault of `spec`; `check` probes every provider first.
     pub async fn open(spec: &VaultSpec, check: bool) -> Result<Vault> {
@@ -140,6 +176,7 @@ impl Vault {
                 engine.health().record_ok(&b.slot.info.name, rt / 3);
             }
         }
+        migrate_bucket_settings(&engine).await?;
         let default_policy = match &spec.policy {
             Some(p) => {
                 meta.put_checkpoint(&checkpoint(DEFAULT_POLICY_CHECKPOINT)?, &p.encode())

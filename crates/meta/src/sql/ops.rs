@@ -100,19 +100,21 @@ fn bucket_row(row: &AnyRow) -> Result<Bucket> {
         owner: col(T, row, 1)?,
         policy: col(T, row, 2)?,
         created: UnixMillis(col(T, row, 3)?),
+        settings: col::<Option<Vec<u8>>>(T, row, 4)?.unwrap_or_default(),
     })
 }
 
 pub(super) async fn create_bucket(conn: &mut AnyConnection, bucket: &Bucket) -> Result<()> {
     let op = "create_bucket";
     let inserted = sqlx::query(
-        "INSERT INTO buckets (name, owner, policy, created_ms) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (name) DO NOTHING",
+        "INSERT INTO buckets (name, owner, policy, created_ms, settings) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING",
     )
     .bind(bucket.name.as_str())
     .bind(bucket.owner.as_str())
     .bind(bucket.policy.as_slice())
     .bind(bucket.created.0)
+    .bind(bucket.settings.as_slice())
     .execute(&mut *conn)
     .await
     .map_err(db(op))?
@@ -135,7 +137,7 @@ pub(super) async fn get_bucket(
     conn: &mut AnyConnection,
     name: &BucketName,
 ) -> Result<Option<Bucket>> {
-    sqlx::query("SELECT name, owner, policy, created_ms FROM buckets WHERE name = $1")
+    sqlx::query("SELECT name, owner, policy, created_ms, settings FROM buckets WHERE name = $1")
         .bind(name.as_str())
         .fetch_optional(&mut *conn)
         .await
@@ -145,7 +147,7 @@ pub(super) async fn get_bucket(
 }
 
 pub(super) async fn list_buckets(conn: &mut AnyConnection) -> Result<Vec<Bucket>> {
-    let rows = sqlx::query("SELECT name, owner, policy, created_ms FROM buckets")
+    let rows = sqlx::query("SELECT name, owner, policy, created_ms, settings FROM buckets")
         .fetch_all(&mut *conn)
         .await
         .map_err(db("list_buckets"))?;
@@ -153,6 +155,26 @@ pub(super) async fn list_buckets(conn: &mut AnyConnection) -> Result<Vec<Bucket>
     // Sorted here, not by the database, so the order is bytewise whatever the collation.
     buckets.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(buckets)
+}
+
+pub(super) async fn set_bucket_settings(
+    conn: &mut AnyConnection,
+    name: &BucketName,
+    settings: &[u8],
+) -> Result<()> {
+    let updated = sqlx::query("UPDATE buckets SET settings = $2 WHERE name = $1")
+        .bind(name.as_str())
+        .bind(settings)
+        .execute(&mut *conn)
+        .await
+        .map_err(db("set_bucket_settings"))?
+        .rows_affected();
+    if updated == 0 {
+        return Err(MetaError::NoSuchBucket {
+            bucket: name.clone(),
+        });
+    }
+    Ok(())
 }
 
 pub(super) async fn set_bucket_policy(

@@ -127,10 +127,17 @@ CREATE TABLE leases (
 )
 "#,
     ),
+    (
+        5,
+        "bucket settings",
+        r#"
+ALTER TABLE buckets ADD COLUMN settings {blob}
+"#,
+    ),
 ];
 
 /// The newest schema version this build knows.
-pub(crate) const LATEST: i64 = 4;
+pub(crate) const LATEST: i64 = 5;
 
 /// A fixed key for `pg_advisory_xact_lock` ("archipel" in ASCII).
 const ADVISORY_LOCK: i64 = 0x6172_6368_6970_656c;

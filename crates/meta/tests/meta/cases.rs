@@ -1431,6 +1431,7 @@ async fn rewind_to_v1(conn: &mut sqlx::AnyConnection) {
         "DROP TABLE repair_queue",
         "ALTER TABLE providers DROP COLUMN generation",
         "DROP TABLE leases",
+        "ALTER TABLE buckets DROP COLUMN settings",
         "DELETE FROM archipel_schema WHERE version > 1",
     ] {
         conn.execute(sql).await.unwrap();
@@ -1616,4 +1617,36 @@ pub(crate) async fn leases_have_one_holder_until_they_end(store: Arc<dyn MetaSto
             .await
             .unwrap()
     );
+}
+
+pub(crate) async fn bucket_settings_are_kept_with_the_bucket(store: Arc<dyn MetaStore>) {
+    let b = with_bucket(&store, "settings").await;
+    assert!(
+        store
+            .get_bucket(&b)
+            .await
+            .unwrap()
+            .unwrap()
+            .settings
+            .is_empty()
+    );
+    store.set_bucket_settings(&b, b"{\"v\":1}").await.unwrap();
+    let got = store.get_bucket(&b).await.unwrap().unwrap();
+    assert_eq!(got.settings, b"{\"v\":1}");
+    assert_eq!(
+        got.policy,
+        new_bucket("settings").policy,
+        "the policy is untouched"
+    );
+    assert_eq!(
+        store.list_buckets().await.unwrap()[0].settings,
+        b"{\"v\":1}"
+    );
+    assert!(matches!(
+        store
+            .set_bucket_settings(&bucket_name("nope"), b"x")
+            .await
+            .unwrap_err(),
+        MetaError::NoSuchBucket { .. }
+    ));
 }

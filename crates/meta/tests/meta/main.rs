@@ -168,6 +168,7 @@ conformance!(
     cases::repair_entries_do_not_hold_buckets,
     cases::checkpoints_are_replaced_and_deleted,
     cases::checkpoints_list_by_prefix_in_pages,
+    cases::bucket_settings_are_kept_with_the_bucket,
     cases::leases_have_one_holder_until_they_end,
     race::lease_race_has_exactly_one_holder,
     model::random_operations_match_a_btreemap_model,
@@ -197,6 +198,7 @@ pub(crate) fn new_bucket(name: &str) -> Bucket {
         owner: "alice".into(),
         policy: b"k=4,m=2".to_vec(),
         created: UnixMillis(1_700_000_000_000),
+        settings: Vec::new(),
     }
 }
 

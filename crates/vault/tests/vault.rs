@@ -1,0 +1,200 @@
+//! The control plane on a real vault (six directory providers, the embedded store): the
+//! registry seeds from the configuration, follows edits of records it seeded, keeps providers
+//! added through the API and reports every difference; bucket settings of older builds move
+//! into the bucket records; a scrub job runs to its end and reports what it verified.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use archipel_engine::{Body, PutOptions};
+use archipel_meta::{CheckpointName, MetaStore};
+use archipel_vault::{JobKind, JobParams, JobState, ProviderSpec, Vault, VaultSpec};
+use bytes::Bytes;
+
+fn spec(dir: &std::path::Path) -> VaultSpec {
+    VaultSpec::zero_config(&dir.join("data")).unwrap()
+}
+
+async fn put(v: &Vault, bucket: &str, key: &str, len: usize) {
+    let body: Body = Box::pin(futures::stream::once(async move {
+        Ok::<_, std::io::Error>(Bytes::from(vec![7u8; len]))
+    }));
+    v.engine()
+        .put_object(bucket, key, body, PutOptions::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_follows_the_configuration_it_seeded_and_keeps_what_the_api_added() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = spec(tmp.path());
+    let v = Vault::open(&s, true).await.unwrap();
+    assert!(v.registry_notes().is_empty(), "{:?}", v.registry_notes());
+    let extra = tmp.path().join("extra");
+    std::fs::create_dir(&extra).unwrap();
+    let added = v
+        .add_provider(ProviderSpec::dir("p7", extra.clone(), None))
+        .await
+        .unwrap();
+    assert_eq!(added.provider.state, "active");
+    assert!(v.engine().providers().iter().any(|p| p.name == "p7"));
+    assert!(matches!(
+        v.add_provider(ProviderSpec::dir("p7", extra.clone(), None))
+            .await
+            .unwrap_err(),
+        archipel_vault::VaultError::ProviderExists { .. }
+    ));
+    v.close().await;
+
+    // Reopened from the same configuration: p7 is used (and reported), p1's moved directory
+    // is followed (and reported).
+    let mut s2 = s.clone();
+    let moved = tmp.path().join("p1-moved");
+    std::fs::create_dir(&moved).unwrap();
+    s2.providers[0] = ProviderSpec::dir("p1", moved.clone(), None);
+    let v = Vault::open(&s2, true).await.unwrap();
+    let notes = v.registry_notes();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("p7") && n.contains("not in the configuration"))
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("p1") && n.contains("follows it"))
+    );
+    let names: Vec<String> = v
+        .providers()
+        .iter()
+        .map(|b| b.spec.info.name.clone())
+        .collect();
+    assert_eq!(names.len(), 7, "{names:?}");
+    let reg = v.list_registry().await.unwrap();
+    let p1 = reg.iter().find(|e| e.name == "p1").unwrap();
+    assert_eq!(p1.location, moved.display().to_string());
+    assert_eq!(p1.generation, 2);
+    // A state change through the API is kept, and retiring takes the provider out.
+    let e = v
+        .update_provider("p7", Some(archipel_meta::ProviderState::Draining), None)
+        .await
+        .unwrap();
+    assert_eq!(e.state, "draining");
+    assert_eq!(
+        v.engine()
+            .providers()
+            .iter()
+            .find(|p| p.name == "p7")
+            .unwrap()
+            .state,
+        archipel_meta::ProviderState::Draining
+    );
+    v.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bucket_settings_of_older_builds_move_into_the_bucket_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = spec(tmp.path());
+    let v = Vault::open(&s, false).await.unwrap();
+    v.engine()
+        .create_bucket("site", "root", None)
+        .await
+        .unwrap();
+    let meta = v.meta().clone();
+    let cp = |n: &str| CheckpointName::new(n).unwrap();
+    meta.put_checkpoint(
+        &cp("bucket-cors/site"),
+        br#"[{"origins":["*"],"methods":["GET"],"headers":[],"expose":[],"max_age":60,"id":null}]"#,
+    )
+    .await
+    .unwrap();
+    meta.put_checkpoint(&cp("bucket-public/site"), b"read")
+        .await
+        .unwrap();
+    meta.put_checkpoint(&cp("bucket-public/gone"), b"read")
+        .await
+        .unwrap();
+    drop(meta);
+    v.close().await;
+
+    let v = Vault::open(&s, false).await.unwrap();
+    let settings = v.engine().bucket_settings("site").await.unwrap();
+    assert!(settings.public_read);
+    let cors = settings.cors.unwrap();
+    assert_eq!(cors[0].origins, ["*"]);
+    assert_eq!(cors[0].max_age, Some(60));
+    for n in [
+        "bucket-cors/site",
+        "bucket-public/site",
+        "bucket-public/gone",
+    ] {
+        assert_eq!(v.meta().get_checkpoint(&cp(n)).await.unwrap(), None, "{n}");
+    }
+    v.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scrub_job_verifies_every_shard_and_can_be_cancelled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = spec(tmp.path());
+    let v = Vault::open(&s, false).await.unwrap();
+    v.engine()
+        .create_bucket("data", "root", None)
+        .await
+        .unwrap();
+    for i in 0..12 {
+        put(&v, "data", &format!("k{i:02}"), 100_000 + i).await;
+    }
+    let j = v
+        .start_job(JobKind::Scrub, JobParams::default())
+        .await
+        .unwrap();
+    let done = loop {
+        let r = v.job(&j.id).await.unwrap();
+        if r.state.is_final() {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(done.state, JobState::Done, "{done:?}");
+    assert_eq!(done.progress.items_done, 12);
+    assert_eq!(done.progress.items_total, Some(12));
+    assert_eq!(done.result.shards_checked, 12 * 6);
+    assert_eq!(done.result.bad_shards, 0);
+    assert_eq!(done.runs.len(), 1);
+
+    // Slowed to 50 KiB/s, cancelled: it stops before the end and says so.
+    let params = JobParams {
+        bucket: Some("data".into()),
+        rate_bytes_per_s: Some(50 * 1024),
+    };
+    let j = v.start_job(JobKind::Scrub, params).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    v.cancel_job(&j.id).await.unwrap();
+    let stopped = loop {
+        let r = v.job(&j.id).await.unwrap();
+        if r.state.is_final() {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(stopped.state, JobState::Cancelled, "{stopped:?}");
+    assert!(stopped.progress.items_done < 12, "{stopped:?}");
+    assert_eq!(v.list_jobs().await.unwrap().len(), 2);
+    assert!(matches!(
+        v.start_job(
+            JobKind::Scrub,
+            JobParams {
+                bucket: Some("nope".into()),
+                rate_bytes_per_s: None
+            }
+        )
+        .await
+        .unwrap_err(),
+        archipel_vault::VaultError::Engine(archipel_engine::EngineError::NoSuchBucket { .. })
+    ));
+    v.close().await;
+}

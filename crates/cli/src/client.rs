@@ -276,6 +276,15 @@ impl Control {
         }
     }
 
+    pub(crate) async fn list_services(
+        &self,
+    ) -> anyhow::Result<Vec<archipel_vault::services::ServiceRecord>> {
+        match self {
+            Control::Local(v) => Ok(v.list_services().await?),
+            Control::Remote(a) => a.call(reqwest::Method::GET, "services", None).await,
+        }
+    }
+
     /// Whether jobs started here run in this process (and stop with it).
     pub(crate) fn is_local(&self) -> bool {
         matches!(self, Control::Local(_))

@@ -114,6 +114,26 @@ pub(crate) fn render_list(jobs: &[JobRecord]) -> String {
     out
 }
 
+/// The periodic services, one line each.
+pub(crate) fn render_services(services: &[archipel_vault::services::ServiceRecord]) -> String {
+    if services.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\nservices (each runs on one gateway at a time):\n");
+    for s in services {
+        out.push_str(&format!(
+            "  {:14} every {:>6} s, {} runs, last {} {}: {}\n",
+            s.name,
+            s.every_s,
+            s.runs,
+            fmt_time(s.last_run_ms),
+            if s.last_ok { "ok" } else { "FAILED" },
+            s.last_outcome
+        ));
+    }
+    out
+}
+
 /// The whole record, for people.
 pub(crate) fn render_one(j: &JobRecord) -> String {
     let p = &j.progress;
@@ -230,10 +250,17 @@ pub(crate) async fn job(cmd: JobCmd) -> anyhow::Result<()> {
         JobCmd::List(a) => {
             Control::with(&a.vault, async |c: &Control| {
                 let jobs = c.list_jobs().await?;
+                let services = c.list_services().await?;
                 if a.json {
-                    println!("{}", serde_json::to_string_pretty(&jobs)?);
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(
+                            &serde_json::json!({"jobs": jobs, "services": services})
+                        )?
+                    );
                 } else {
                     print!("{}", render_list(&jobs));
+                    print!("{}", render_services(&services));
                 }
                 Ok(())
             })

@@ -3,8 +3,9 @@
 //!
 //! Start-up opens the vault (see [`archipel_vault::Vault`]), binds both listeners, prints the endpoint,
 //! the credentials and an aws cli example, then serves until Ctrl-C or SIGTERM, running the
-//! garbage collector (and the orphan scan) and the expiry of abandoned multipart uploads in
-//! the background. Shutdown lets in-flight requests finish, stops the jobs and closes the
+//! garbage collector, the orphan scan and the expiry of abandoned multipart uploads (each once
+//! across the gateways sharing the metadata store, [`archipel_vault::services`]), the job
+//! runner and the registry poll in the background. Shutdown lets in-flight requests finish, stops the jobs and closes the
 //! metadata store.
 
 use std::io::Write;
@@ -312,7 +313,17 @@ async fn serve_vault(settings: &Settings, vault: &Vault) -> anyhow::Result<()> {
         };
         tokio::spawn(archipel_s3::serve_admin(state, l, stopped(stop_rx.clone())))
     });
-    let gc = engine.spawn_gc(GC_INTERVAL, ORPHAN_EVERY, ORPHAN_MIN_AGE);
+    // GC, the orphan scan and upload expiry: each once across the gateways sharing the store.
+    let services = vault.spawn_services(
+        archipel_vault::services::Schedule {
+            gc_every: GC_INTERVAL,
+            orphans_every: GC_INTERVAL * ORPHAN_EVERY,
+            orphan_min_age: ORPHAN_MIN_AGE,
+            uploads_every: UPLOAD_EXPIRY_EVERY,
+            upload_max_age: UPLOAD_MAX_AGE,
+        },
+        stop_rx.clone(),
+    );
     // Registry changes made through another gateway sharing the metadata store, and jobs
     // to resume (after a restart, or from a gateway that died: once its lease ends).
     let registry = {
@@ -335,24 +346,6 @@ async fn serve_vault(settings: &Settings, vault: &Vault) -> anyhow::Result<()> {
             }
         })
     };
-    let expiry = {
-        let engine = engine.clone();
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            loop {
-                match engine.expire_uploads(UPLOAD_MAX_AGE).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!("aborted {n} multipart uploads older than 7 days"),
-                    Err(e) => tracing::warn!("expiring old multipart uploads: {e}"),
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(UPLOAD_EXPIRY_EVERY) => {}
-                    _ = stop.wait_for(|v| *v) => break,
-                }
-            }
-        })
-    };
-
     {
         let text = banner(settings, vault, s3_addr, admin_addr);
         let mut stdout = std::io::stdout().lock();
@@ -379,8 +372,7 @@ async fn serve_vault(settings: &Settings, vault: &Vault) -> anyhow::Result<()> {
             Err(e) => tracing::warn!("admin listener task: {e}"),
         }
     }
-    gc.stop().await;
-    let _ = expiry.await;
+    let _ = services.await;
     let _ = registry.await;
     vault.stop_jobs().await;
     match s3_result {

@@ -50,4 +50,5 @@ pub use object::{
 pub use placement::{
     Placement, PlacementError, PlacementRules, Policy, ProviderInfo, ProviderState,
 };
+pub use read::RepairReason;
 pub use scrub::ScrubReport;

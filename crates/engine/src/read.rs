@@ -37,13 +37,41 @@ use crate::engine::Inner;
 use crate::error::{EngineError, Result};
 use crate::health::Standing;
 
+/// Why a shard needs repair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepairReason {
+    /// Not there (or its provider does not answer for it).
+    Missing,
+    /// There, but a header, chunk or trailer failed its check.
+    Corrupt,
+    /// Never written: its provider failed while the object was written.
+    Unwritten,
+}
+
+impl RepairReason {
+    /// As kept in the repair queue: `missing`, `corrupt` or `unwritten`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RepairReason::Missing => "missing",
+            RepairReason::Corrupt => "corrupt",
+            RepairReason::Unwritten => "unwritten",
+        }
+    }
+}
+
+impl std::fmt::Display for RepairReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A shard found missing, corrupt or unwritten, to queue for repair.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RepairNote {
     pub(crate) shard: usize,
     pub(crate) provider: String,
     pub(crate) blob: String,
-    pub(crate) reason: &'static str,
+    pub(crate) reason: RepairReason,
 }
 
 type ChunkMsg = (u64, std::result::Result<Bytes, ProviderError>);
@@ -259,7 +287,7 @@ pub(crate) async fn read_segment<'s>(
                                     shard: r.shard,
                                     provider: r.provider.clone(),
                                     blob: r.blob.clone(),
-                                    reason: "missing",
+                                    reason: RepairReason::Missing,
                                 });
                             }
                             failures.push(e.to_string());
@@ -329,7 +357,7 @@ fn note_corrupt(readers: &[Reader<'_>], shard: usize, notes: &mut Vec<RepairNote
             shard,
             provider: r.provider.clone(),
             blob: r.blob.clone(),
-            reason: "corrupt",
+            reason: RepairReason::Corrupt,
         };
         if !notes.contains(&note) {
             notes.push(note);

@@ -14,7 +14,7 @@ use futures::StreamExt;
 
 use crate::engine::{Engine, bucket_name, object_key};
 use crate::error::Result;
-use crate::read::RepairNote;
+use crate::read::{RepairNote, RepairReason};
 
 /// What a scrub of one object found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -61,11 +61,7 @@ impl Engine {
                         shard: p.shard.get(),
                         provider: p.provider.clone(),
                         blob: p.blob.clone(),
-                        reason: if reason == "missing" {
-                            "missing"
-                        } else {
-                            "corrupt"
-                        },
+                        reason,
                     });
                 }
             }
@@ -82,15 +78,15 @@ impl Engine {
         version: VersionId,
         seg: &ManifestSegment,
         p: &ShardPlacement,
-    ) -> (u64, std::result::Result<(), &'static str>) {
+    ) -> (u64, std::result::Result<(), RepairReason>) {
         let Some(provider) = self.inner.provider(&p.provider) else {
-            return (0, Err("missing"));
+            return (0, Err(RepairReason::Missing));
         };
         let Ok(blob) = BlobName::new(p.blob.clone()) else {
-            return (0, Err("missing"));
+            return (0, Err(RepairReason::Missing));
         };
         let Ok(key) = seg.wrapped_key.unwrap(&self.inner.master, &seg.segment) else {
-            return (0, Err("corrupt"));
+            return (0, Err(RepairReason::Corrupt));
         };
         let spec = SegmentSpec {
             version,
@@ -99,12 +95,12 @@ impl Engine {
         };
         let Ok(mut dec) = SegmentDecoder::new(spec, &key, seg.len, u64::from(seg.header_len))
         else {
-            return (0, Err("corrupt"));
+            return (0, Err(RepairReason::Corrupt));
         };
         let layout = *dec.layout();
         let mut stream = match provider.get(&blob, None).await {
             Ok(s) => s,
-            Err(_) => return (0, Err("missing")),
+            Err(_) => return (0, Err(RepairReason::Missing)),
         };
         let mut buf = BytesMut::new();
         let mut read = 0u64;
@@ -127,7 +123,7 @@ impl Engine {
                         read += b.len() as u64;
                         buf.extend_from_slice(&b);
                     }
-                    Some(Err(_)) | None => return (read, Err("corrupt")),
+                    Some(Err(_)) | None => return (read, Err(RepairReason::Corrupt)),
                 }
             }
             let piece = buf.split_to(need);
@@ -140,15 +136,15 @@ impl Engine {
                 });
                 match ok {
                     Some(h) => header = Some(h),
-                    None => return (read, Err("corrupt")),
+                    None => return (read, Err(RepairReason::Corrupt)),
                 }
             } else if stage <= stripes {
                 if !dec.verify_chunk(stage - 1, p.shard, &piece) {
-                    return (read, Err("corrupt"));
+                    return (read, Err(RepairReason::Corrupt));
                 }
             } else {
                 let Some(h) = &header else {
-                    return (read, Err("corrupt"));
+                    return (read, Err(RepairReason::Corrupt));
                 };
                 let trailer_ok = ShardTrailer::open(&piece, h, &key)
                     .is_ok_and(|t| t.len == seg.len && t.stripes == stripes);
@@ -165,7 +161,7 @@ impl Engine {
                     if trailer_ok && !extra {
                         Ok(())
                     } else {
-                        Err("corrupt")
+                        Err(RepairReason::Corrupt)
                     },
                 );
             }

@@ -306,7 +306,7 @@ pub(crate) async fn write_segment(
                 shard: t.shard,
                 provider: t.provider.clone(),
                 blob: t.blob.as_str().to_string(),
-                reason: "unwritten",
+                reason: crate::read::RepairReason::Unwritten,
             }),
         }
     }

@@ -48,6 +48,7 @@ pub(crate) enum Endpoint {
     Grant { id: String, bucket: String },
     ListBuckets,
     ListJobs,
+    ListServices,
     StartJob,
     GetJob(String),
     CancelJob(String),
@@ -82,6 +83,7 @@ pub(crate) fn route(method: &Method, path: &str) -> Option<Result<Endpoint, ()>>
         }
         (["buckets"], Method::GET) => Endpoint::ListBuckets,
         (["jobs"], Method::GET) => Endpoint::ListJobs,
+        (["services"], Method::GET) => Endpoint::ListServices,
         (["jobs"], Method::POST) => Endpoint::StartJob,
         (["jobs", id], Method::GET) if !id.is_empty() => Endpoint::GetJob((*id).to_string()),
         (["jobs", id, "cancel"], Method::POST) if !id.is_empty() => {
@@ -99,6 +101,7 @@ pub(crate) fn route(method: &Method, path: &str) -> Option<Result<Endpoint, ()>>
             | ["keys", _, "grants", _]
             | ["buckets"]
             | ["jobs"]
+            | ["services"]
             | ["jobs", _]
             | ["jobs", _, "cancel"],
             _,
@@ -398,6 +401,10 @@ pub(crate) async fn handle(
             Ok(j) => ok(StatusCode::OK, &j),
             Err(e) => vault_error(&e),
         },
+        Endpoint::ListServices => match vault.list_services().await {
+            Ok(l) => ok(StatusCode::OK, &l),
+            Err(e) => vault_error(&e),
+        },
         Endpoint::StartJob => {
             let b: StartJobBody = match read_json(body).await {
                 Ok(b) => b,
@@ -466,6 +473,7 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/admin/v1/keys/{id}/grants/{bucket}"),
     ("GET", "/admin/v1/buckets"),
     ("GET", "/admin/v1/jobs"),
+    ("GET", "/admin/v1/services"),
     ("POST", "/admin/v1/jobs"),
     ("GET", "/admin/v1/jobs/{id}"),
     ("POST", "/admin/v1/jobs/{id}/cancel"),

@@ -191,6 +191,11 @@ impl Jobs {
         })
     }
 
+    /// This runner's name in leases and records.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
     fn is_running_here(&self, id: &str) -> bool {
         let mut r = self
             .running

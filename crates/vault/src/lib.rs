@@ -14,6 +14,8 @@
 //!   every gateway sharing the store.
 //! * [`jobs`]: the job runner — background work with progress, checkpoints in the metadata
 //!   store, leases (one gateway at a time), cancellation and a rate limit.
+//! * [`services`]: garbage collection, the orphan scan and upload expiry, each run once
+//!   across the gateways sharing a metadata store (a lease per service).
 //! * [`keys`]: S3 access keys and their grants.
 //! * [`status`]: providers, inventory, redundancy and placement.
 //! * [`provider_test`]: reachability, permissions, latency and throughput of a provider.
@@ -34,6 +36,7 @@ pub mod open;
 pub mod provider_test;
 pub mod registry;
 pub mod secrets;
+pub mod services;
 pub mod spec;
 pub mod stack;
 pub mod status;

@@ -3,14 +3,14 @@
 //! counted from the shards actually present on the providers (a provider that lost its data,
 //! or does not answer, counts as holding nothing) — and shards per jurisdiction and operator.
 //!
-//! Memory: the inventory holds every shard name of every provider while it runs (about 100
-//! bytes per shard); a streaming inventory is still to come.
+//! Memory is bounded by a budget of shard entries, not by the number of objects: see
+//! [`collect`].
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use archipel_codec::Manifest;
-use archipel_meta::{MetaStore, MetaStoreExt};
+use archipel_meta::{ListQuery, MetaStore};
 use archipel_provider::{Provider, ProviderExt};
 use serde::{Deserialize, Serialize};
 
@@ -94,64 +94,72 @@ pub struct Status {
     pub registry_notes: Vec<String>,
 }
 
-/// The shards (blob names) each provider holds, or why it could not be listed.
-async fn inventory(
-    p: &std::sync::Arc<dyn Provider>,
-) -> (Result<HashMap<String, u64>, String>, Option<u64>) {
-    let started = Instant::now();
-    match p.list_all("v1/").await {
-        Ok(blobs) => {
-            let names = blobs
-                .into_iter()
-                .map(|b| (b.name.as_str().to_string(), b.size))
-                .collect();
-            (Ok(names), Some(started.elapsed().as_millis() as u64))
-        }
-        Err(e) => (Err(e.to_string()), None),
-    }
-}
+/// Shard entries held at once by [`collect`] (about 100 bytes each): past this many shards the
+/// inventory takes more passes over the metadata instead of more memory.
+pub const DEFAULT_BUDGET: usize = 400_000;
+
+/// Object names listed as unreadable at most.
+const MAX_NAMED: usize = 1000;
 
 fn losses_word(n: u64) -> &'static str {
     if n == 1 { "loss" } else { "losses" }
 }
 
+/// The partition of a blob name `v1/<2 hex>/…` (all shards of a segment share it).
+fn partition(blob: &str) -> Option<u8> {
+    u8::from_str_radix(blob.strip_prefix("v1/")?.get(..2)?, 16).ok()
+}
+
+/// One provider's shards in the partitions of a pass: name → (size, referenced).
+type Loaded = HashMap<String, (u64, bool)>;
+
+/// What a pass adds up.
+#[derive(Default)]
+struct Tally {
+    objects: u64,
+    bytes: u64,
+    readable: u64,
+    unreadable: u64,
+    degraded: u64,
+    by_margin: BTreeMap<u64, u64>,
+    per_jurisdiction: BTreeMap<String, u64>,
+    per_operator: BTreeMap<String, u64>,
+    unreadable_objects: Vec<String>,
+}
+
 /// Builds the report.
+///
+/// Memory is bounded by [`DEFAULT_BUDGET`] shard entries whatever the number of objects: the
+/// providers' listings are read by blob partition (`v1/00/` … `v1/ff/`), as many partitions at
+/// a time as fit the budget, and each such pass goes once over the metadata. An object is
+/// judged in the pass that holds its first segment; its other segments (multipart objects),
+/// when they fall in other partitions, are checked with one `head` per shard. Objects written
+/// or deleted while it runs may be counted in one pass and not another.
 pub async fn collect(v: &Vault) -> Result<Status> {
-    // Providers: list every shard once.
+    collect_with_budget(v, DEFAULT_BUDGET).await
+}
+
+/// [`collect`] with another budget of shard entries (tests force several passes with it).
+pub async fn collect_with_budget(v: &Vault, budget: usize) -> Result<Status> {
     let built = v.providers();
-    let lists = futures::future::join_all(
-        built
-            .iter()
-            .map(|b| async move { inventory(&b.slot.provider).await }),
-    )
-    .await;
-    let mut present: HashMap<String, HashMap<String, u64>> = HashMap::new();
-    let mut providers = Vec::new();
-    for (b, (names, list_ms)) in built.iter().zip(lists) {
-        let info = &b.slot.info;
-        let (reachable, error) = match &names {
-            Ok(_) => (true, None),
-            Err(e) => (false, Some(e.clone())),
-        };
-        if let Ok(n) = names {
-            present.insert(info.name.clone(), n);
-        }
-        providers.push(ProviderStatus {
-            name: info.name.clone(),
+    let mut providers: Vec<ProviderStatus> = built
+        .iter()
+        .map(|b| ProviderStatus {
+            name: b.slot.info.name.clone(),
             kind: b.spec.backend.kind().to_string(),
             location: b.spec.backend.location(),
-            operator: info.operator.clone(),
-            jurisdiction: info.jurisdiction.clone(),
-            state: info.state.as_str().to_string(),
-            reachable,
-            error,
-            list_ms,
+            operator: b.slot.info.operator.clone(),
+            jurisdiction: b.slot.info.jurisdiction.clone(),
+            state: b.slot.info.state.as_str().to_string(),
+            reachable: true,
+            error: None,
+            list_ms: Some(0),
             shards: 0,
             bytes: 0,
             unreferenced_shards: 0,
             unreferenced_bytes: 0,
-        });
-    }
+        })
+        .collect();
     let labels: HashMap<&str, (&str, &str)> = built
         .iter()
         .map(|b| {
@@ -164,87 +172,164 @@ pub async fn collect(v: &Vault) -> Result<Status> {
             )
         })
         .collect();
-
-    // Objects: every current version's manifest against the inventory.
     let manifest_key = v.unlocked().key.manifest_key();
     let meta = v.meta();
     let buckets = meta.list_buckets().await?;
-    let (mut objects, mut bytes, mut readable, mut unreadable, mut degraded) = (0, 0, 0, 0, 0);
-    let mut by_margin: BTreeMap<u64, u64> = BTreeMap::new();
-    let mut per_jurisdiction: BTreeMap<String, u64> = BTreeMap::new();
-    let mut per_operator: BTreeMap<String, u64> = BTreeMap::new();
-    let mut unreadable_objects = Vec::new();
-    let mut referenced: HashMap<&str, HashSet<&str>> = HashMap::new();
-    for b in &buckets {
-        for o in meta.list_all(&b.name, "").await? {
-            let Some(version) = meta.get(&b.name, &o.key).await? else {
-                continue; // deleted meanwhile
-            };
-            if version.version.delete_marker {
-                continue;
-            }
-            objects += 1;
-            bytes += o.size;
-            let what = format!("{}/{}", b.name, o.key.as_str());
-            let manifest = Manifest::decode(&version.version.manifest, &manifest_key)
-                .map_err(|e| VaultError::Invalid(format!("{what}: manifest: {e}")))?;
-            let mut margin: Option<i64> = None;
-            let mut is_degraded = false;
-            for seg in &manifest.segments {
-                let (k, n) = (seg.params.k(), seg.params.k() + seg.params.m());
-                let mut here = 0usize;
-                for p in &seg.placement {
-                    if let Some((pname, blobs)) = present.get_key_value(&p.provider)
-                        && let Some((bname, _)) = blobs.get_key_value(&p.blob)
-                    {
-                        referenced
-                            .entry(pname.as_str())
-                            .or_default()
-                            .insert(bname.as_str());
-                        here += 1;
-                        if let Some((op, j)) = labels.get(p.provider.as_str()) {
-                            *per_operator.entry((*op).to_string()).or_default() += 1;
-                            *per_jurisdiction.entry((*j).to_string()).or_default() += 1;
-                        }
+    let mut t = Tally::default();
+
+    let mut next_partition: u16 = 0;
+    while next_partition < 256 {
+        // Load partitions until the budget is reached (at least one).
+        let first = next_partition;
+        let mut loaded: Vec<Loaded> = vec![HashMap::new(); built.len()];
+        let mut held = 0usize;
+        while next_partition < 256 && (next_partition == first || held < budget) {
+            let prefix = format!("v1/{next_partition:02x}/");
+            let lists = futures::future::join_all(built.iter().zip(&providers).map(|(b, ps)| {
+                let prefix = prefix.clone();
+                async move {
+                    if !ps.reachable {
+                        return (Ok(Vec::new()), 0);
+                    }
+                    let started = Instant::now();
+                    let r = b.slot.provider.list_all(&prefix).await;
+                    (r, started.elapsed().as_millis() as u64)
+                }
+            }))
+            .await;
+            for ((l, ps), (r, ms)) in loaded.iter_mut().zip(providers.iter_mut()).zip(lists) {
+                match r {
+                    Ok(blobs) => {
+                        *ps.list_ms.get_or_insert(0) += ms;
+                        held += blobs.len();
+                        l.extend(
+                            blobs
+                                .into_iter()
+                                .map(|b| (b.name.as_str().to_string(), (b.size, false))),
+                        );
+                    }
+                    Err(e) => {
+                        ps.reachable = false;
+                        ps.error = Some(e.to_string());
+                        ps.list_ms = None;
+                        l.clear();
                     }
                 }
-                is_degraded |= here < n;
-                let m = here as i64 - k as i64;
-                margin = Some(margin.map_or(m, |x| x.min(m)));
             }
-            if is_degraded {
-                degraded += 1;
+            next_partition += 1;
+        }
+        let range = first..next_partition;
+        let in_range = |blob: &str| partition(blob).is_some_and(|p| range.contains(&u16::from(p)));
+        let index: HashMap<&str, usize> = built
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (b.slot.info.name.as_str(), i))
+            .collect();
+
+        // One pass over the metadata.
+        for b in &buckets {
+            let mut q = ListQuery {
+                prefix: String::new(),
+                delimiter: None,
+                start_after: None,
+                max_keys: archipel_meta::MAX_PAGE,
+            };
+            loop {
+                let page = meta.list(&b.name, &q).await?;
+                for o in &page.objects {
+                    let Some(version) = meta.get(&b.name, &o.key).await? else {
+                        continue; // deleted meanwhile
+                    };
+                    if version.version.delete_marker {
+                        continue;
+                    }
+                    let what = format!("{}/{}", b.name, o.key.as_str());
+                    let manifest = Manifest::decode(&version.version.manifest, &manifest_key)
+                        .map_err(|e| VaultError::Invalid(format!("{what}: manifest: {e}")))?;
+                    let judged_here = match manifest.segments.first() {
+                        Some(seg) => seg.placement.first().is_some_and(|p| in_range(&p.blob)),
+                        None => first == 0,
+                    };
+                    let mut margin: Option<i64> = None;
+                    let mut is_degraded = false;
+                    for seg in &manifest.segments {
+                        let (k, n) = (seg.params.k(), seg.params.k() + seg.params.m());
+                        let mut here = 0usize;
+                        for p in &seg.placement {
+                            let Some(&pi) = index.get(p.provider.as_str()) else {
+                                continue; // a provider this vault no longer uses
+                            };
+                            if in_range(&p.blob) {
+                                if let Some((size, seen)) = loaded[pi].get_mut(&p.blob) {
+                                    here += 1;
+                                    if !*seen {
+                                        *seen = true;
+                                        providers[pi].shards += 1;
+                                        providers[pi].bytes += *size;
+                                        if let Some((op, j)) = labels.get(p.provider.as_str()) {
+                                            *t.per_operator
+                                                .entry((*op).to_string())
+                                                .or_default() += 1;
+                                            *t.per_jurisdiction
+                                                .entry((*j).to_string())
+                                                .or_default() += 1;
+                                        }
+                                    }
+                                }
+                            } else if judged_here && providers[pi].reachable {
+                                let present = match archipel_provider::BlobName::new(p.blob.clone())
+                                {
+                                    Ok(name) => built[pi].slot.provider.head(&name).await.is_ok(),
+                                    Err(_) => false,
+                                };
+                                here += usize::from(present);
+                            }
+                        }
+                        is_degraded |= here < n;
+                        let m = here as i64 - k as i64;
+                        margin = Some(margin.map_or(m, |x| x.min(m)));
+                    }
+                    if !judged_here {
+                        continue;
+                    }
+                    t.objects += 1;
+                    t.bytes += o.size;
+                    if is_degraded {
+                        t.degraded += 1;
+                    }
+                    match margin {
+                        Some(m) if m < 0 => {
+                            t.unreadable += 1;
+                            if t.unreadable_objects.len() < MAX_NAMED {
+                                t.unreadable_objects.push(what);
+                            }
+                        }
+                        Some(m) => {
+                            t.readable += 1;
+                            *t.by_margin.entry(m as u64).or_default() += 1;
+                        }
+                        // An empty object has no segments to lose.
+                        None => t.readable += 1,
+                    }
+                }
+                match page.next_start_after {
+                    Some(next) if page.is_truncated => q.start_after = Some(next),
+                    _ => break,
+                }
             }
-            match margin {
-                Some(m) if m < 0 => {
-                    unreadable += 1;
-                    unreadable_objects.push(what);
+        }
+        for (l, ps) in loaded.iter().zip(providers.iter_mut()) {
+            for (size, seen) in l.values() {
+                if !seen {
+                    ps.unreferenced_shards += 1;
+                    ps.unreferenced_bytes += size;
                 }
-                Some(m) => {
-                    readable += 1;
-                    *by_margin.entry(m as u64).or_default() += 1;
-                }
-                // An empty object has no segments to lose.
-                None => readable += 1,
             }
         }
     }
-    for ps in &mut providers {
-        let Some(blobs) = present.get(&ps.name) else {
-            continue;
-        };
-        let refs = referenced.get(ps.name.as_str());
-        for (blob, size) in blobs {
-            if refs.is_some_and(|r| r.contains(blob.as_str())) {
-                ps.shards += 1;
-                ps.bytes += size;
-            } else {
-                ps.unreferenced_shards += 1;
-                ps.unreferenced_bytes += size;
-            }
-        }
-    }
-    let min = by_margin.keys().next().copied();
+
+    let (objects, unreadable, degraded) = (t.objects, t.unreadable, t.degraded);
+    let min = t.by_margin.keys().next().copied();
     let summary = if objects == 0 {
         "no objects".to_string()
     } else if unreadable > 0 {
@@ -268,24 +353,25 @@ pub async fn collect(v: &Vault) -> Result<Status> {
     Ok(Status {
         vault_id: v.unlocked().vault_id(),
         data_dir: v.spec().data_dir.display().to_string(),
-        registry_notes: v.registry_notes(),
         providers,
         buckets: buckets.len() as u64,
         objects,
-        bytes,
+        bytes: t.bytes,
         redundancy: Redundancy {
-            readable,
+            readable: t.readable,
             unreadable,
             degraded,
             min_tolerated_losses: min,
-            by_tolerated_losses: by_margin
+            by_tolerated_losses: t
+                .by_margin
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))
                 .collect(),
             summary,
         },
-        shards_per_jurisdiction: per_jurisdiction,
-        shards_per_operator: per_operator,
-        unreadable_objects,
+        shards_per_jurisdiction: t.per_jurisdiction,
+        shards_per_operator: t.per_operator,
+        unreadable_objects: t.unreadable_objects,
+        registry_notes: v.registry_notes(),
     })
 }

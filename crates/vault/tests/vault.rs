@@ -198,3 +198,119 @@ async fn a_scrub_job_verifies_every_shard_and_can_be_cancelled() {
     ));
     v.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_in_many_small_passes_equals_status_in_one() {
+    use archipel_provider::ProviderExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let s = spec(tmp.path());
+    let v = Vault::open(&s, false).await.unwrap();
+    v.engine().create_bucket("aaa", "root", None).await.unwrap();
+    v.engine().create_bucket("bbb", "root", None).await.unwrap();
+    for i in 0..25 {
+        put(
+            &v,
+            if i % 2 == 0 { "aaa" } else { "bbb" },
+            &format!("k{i}"),
+            1000 + i,
+        )
+        .await;
+    }
+    put(&v, "aaa", "empty", 0).await;
+    // One shard lost on p1, and one stray blob there.
+    let p1 = v.providers()[0].slot.provider.clone();
+    let blobs = p1.list_all("v1/").await.unwrap();
+    p1.delete(&blobs[0].name).await.unwrap();
+    let stray = archipel_provider::BlobName::new("v1/00/stray.0").unwrap();
+    p1.put_bytes(&stray, b"not a shard".to_vec()).await.unwrap();
+
+    let one = archipel_vault::status::collect(&v).await.unwrap();
+    assert_eq!(one.objects, 26);
+    assert_eq!(one.redundancy.degraded, 1, "{:?}", one.redundancy);
+    assert_eq!(one.redundancy.unreadable, 0);
+    assert_eq!(one.redundancy.min_tolerated_losses, Some(1));
+    assert_eq!(one.providers[0].unreferenced_shards, 1);
+    let shards: u64 = one.providers.iter().map(|p| p.shards).sum();
+    assert_eq!(shards, 26 * 6 - 1, "the empty object has its shards too");
+    // Budget 1: one partition per pass, 256 passes over the metadata; the same answer.
+    let many = archipel_vault::status::collect_with_budget(&v, 1)
+        .await
+        .unwrap();
+    let strip = |s: &archipel_vault::Status| {
+        let mut j = serde_json::to_value(s).unwrap();
+        for p in j["providers"].as_array_mut().unwrap() {
+            p["list_ms"] = serde_json::Value::Null;
+        }
+        j
+    };
+    assert_eq!(strip(&one), strip(&many));
+    v.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_runs_only_where_its_lease_is_held() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = spec(tmp.path());
+    let v = Vault::open(&s, false).await.unwrap();
+    let schedule = archipel_vault::services::Schedule {
+        gc_every: Duration::from_secs(30),
+        orphans_every: Duration::from_secs(3600),
+        orphan_min_age: Duration::from_secs(3600),
+        uploads_every: Duration::from_secs(3600),
+        upload_max_age: Duration::from_secs(7 * 86_400),
+    };
+    // Another gateway holds the GC for the next minute: this one does not run it.
+    let lease = CheckpointName::new("service:gc").unwrap();
+    let now = archipel_meta::UnixMillis::now();
+    assert!(
+        v.meta()
+            .take_lease(
+                &lease,
+                "other-gateway",
+                now,
+                archipel_meta::UnixMillis(now.0 + 60_000)
+            )
+            .await
+            .unwrap()
+    );
+    assert!(!v.run_service_round("gc", &schedule).await.unwrap());
+    assert!(v.list_services().await.unwrap().is_empty());
+    // Given up, it runs here, and its round is recorded.
+    assert!(
+        v.meta()
+            .release_lease(&lease, "other-gateway")
+            .await
+            .unwrap()
+    );
+    assert!(v.run_service_round("gc", &schedule).await.unwrap());
+    assert!(
+        v.run_service_round("upload-expiry", &schedule)
+            .await
+            .unwrap()
+    );
+    let services = v.list_services().await.unwrap();
+    let gc = services.iter().find(|r| r.name == "gc").unwrap();
+    assert!(
+        gc.last_ok && gc.runs == 1 && gc.owner == v.jobs().owner(),
+        "{gc:?}"
+    );
+    assert!(
+        services
+            .iter()
+            .any(|r| r.name == "upload-expiry" && r.last_ok)
+    );
+    // The other gateway cannot take it while this one's round and wait last.
+    let now = archipel_meta::UnixMillis::now();
+    assert!(
+        !v.meta()
+            .take_lease(
+                &lease,
+                "other-gateway",
+                now,
+                archipel_meta::UnixMillis(now.0 + 1)
+            )
+            .await
+            .unwrap()
+    );
+    v.close().await;
+}

@@ -285,6 +285,86 @@ impl Control {
         }
     }
 
+    pub(crate) async fn list_buckets(&self) -> anyhow::Result<Vec<archipel_vault::BucketView>> {
+        match self {
+            Control::Local(v) => Ok(v.list_bucket_views().await?),
+            Control::Remote(a) => a.call(reqwest::Method::GET, "buckets", None).await,
+        }
+    }
+
+    pub(crate) async fn default_policy(&self) -> anyhow::Result<archipel_engine::Policy> {
+        match self {
+            Control::Local(v) => Ok(v.default_policy().clone()),
+            Control::Remote(a) => {
+                let r: serde_json::Value = a.call(reqwest::Method::GET, "policy", None).await?;
+                Ok(archipel_vault::buckets::parse_policy(
+                    r["policy"].as_str().unwrap_or_default(),
+                )?)
+            }
+        }
+    }
+
+    pub(crate) async fn bucket_policy(
+        &self,
+        name: &str,
+    ) -> anyhow::Result<archipel_engine::Policy> {
+        match self {
+            Control::Local(v) => Ok(v.engine().bucket_policy(name).await?),
+            Control::Remote(_) => {
+                let b = self
+                    .list_buckets()
+                    .await?
+                    .into_iter()
+                    .find(|b| b.name == name)
+                    .ok_or_else(|| anyhow!("the bucket {name:?} does not exist"))?;
+                Ok(b.decoded_policy()?)
+            }
+        }
+    }
+
+    pub(crate) async fn create_bucket(
+        &self,
+        name: &str,
+        policy: &archipel_engine::Policy,
+    ) -> anyhow::Result<archipel_engine::Policy> {
+        match self {
+            Control::Local(v) => Ok(v.create_bucket(name, Some(policy.clone())).await?),
+            Control::Remote(a) => {
+                let body = serde_json::json!({
+                    "name": name,
+                    "policy": archipel_vault::buckets::policy_text(policy),
+                });
+                let r: serde_json::Value =
+                    a.call(reqwest::Method::POST, "buckets", Some(body)).await?;
+                Ok(archipel_vault::buckets::parse_policy(
+                    r["policy"].as_str().unwrap_or_default(),
+                )?)
+            }
+        }
+    }
+
+    pub(crate) async fn set_bucket_policy(
+        &self,
+        name: &str,
+        policy: &archipel_engine::Policy,
+    ) -> anyhow::Result<()> {
+        match self {
+            Control::Local(v) => Ok(v.engine().set_bucket_policy(name, policy).await?),
+            Control::Remote(a) => {
+                let body =
+                    serde_json::json!({"policy": archipel_vault::buckets::policy_text(policy)});
+                let _: serde_json::Value = a
+                    .call(
+                        reqwest::Method::PUT,
+                        &format!("buckets/{}/policy", seg(name)),
+                        Some(body),
+                    )
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
     /// Whether jobs started here run in this process (and stop with it).
     pub(crate) fn is_local(&self) -> bool {
         matches!(self, Control::Local(_))

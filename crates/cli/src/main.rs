@@ -56,8 +56,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Write a commented configuration file (archipel.toml).
     Init(init::InitArgs),
-    /// Create and list buckets, show or change their policy (on a stopped embedded vault, or
-    /// beside a PostgreSQL one).
+    /// Create and list buckets, show or change their policy (through the running gateway's
+    /// admin API when one serves the vault).
     #[command(subcommand)]
     Bucket(ops::BucketCmd),
     /// S3 access keys besides the root key, and what each may do per bucket.

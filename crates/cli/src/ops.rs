@@ -17,6 +17,7 @@ use futures::StreamExt;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::client::Control;
 use crate::progress::Progress;
 use crate::size;
 use archipel_vault::Vault;
@@ -223,16 +224,15 @@ pub(crate) struct BucketListArgs {
 pub(crate) async fn bucket(cmd: BucketCmd) -> anyhow::Result<()> {
     match cmd {
         BucketCmd::Create(a) => {
-            with_vault(&a.vault, async |v: &Vault| {
+            Control::with(&a.vault, async |c: &Control| {
                 // Fresh flags start from the vault's default shape, without its rules.
                 let base = match (a.policy.data, a.policy.parity) {
                     (Some(k), Some(m)) => Policy::new(k, m)?,
-                    _ => v.default_policy().clone(),
+                    _ => c.default_policy().await?,
                 };
                 let policy = a.policy.apply(&base)?;
-                let policy = v
-                    .engine()
-                    .create_bucket(&a.name, &v.credentials().access_key, Some(policy))
+                let policy = c
+                    .create_bucket(&a.name, &policy)
                     .await
                     .map_err(|e| anyhow!("cannot create bucket {:?}: {e}", a.name))?;
                 if a.json {
@@ -248,22 +248,20 @@ pub(crate) async fn bucket(cmd: BucketCmd) -> anyhow::Result<()> {
             .await
         }
         BucketCmd::List(a) => {
-            with_vault(&a.vault, async |v: &Vault| {
-                let buckets = v.engine().meta().list_buckets().await?;
+            Control::with(&a.vault, async |c: &Control| {
+                let buckets = c.list_buckets().await?;
                 let mut rows = Vec::new();
                 for b in &buckets {
-                    let policy = Policy::decode(&b.policy)
-                        .map_err(|e| anyhow!("bucket {}: stored policy: {e}", b.name))?;
-                    rows.push((b, policy));
+                    rows.push((b, b.decoded_policy()?));
                 }
                 if a.json {
                     let out: Vec<_> = rows
                         .iter()
                         .map(|(b, p)| {
                             json!({
-                                "name": b.name.as_str(),
+                                "name": b.name,
                                 "owner": b.owner,
-                                "created": fmt_time(b.created.0),
+                                "created": fmt_time(b.created_ms),
                                 "policy": policy_json(p),
                             })
                         })
@@ -274,7 +272,7 @@ pub(crate) async fn bucket(cmd: BucketCmd) -> anyhow::Result<()> {
                 } else {
                     let w = rows
                         .iter()
-                        .map(|(b, _)| b.name.as_str().len())
+                        .map(|(b, _)| b.name.len())
                         .max()
                         .unwrap_or(4)
                         .max(4);
@@ -282,8 +280,8 @@ pub(crate) async fn bucket(cmd: BucketCmd) -> anyhow::Result<()> {
                     for (b, p) in &rows {
                         println!(
                             "{:w$}  {:20}  {}",
-                            b.name.as_str(),
-                            fmt_time(b.created.0),
+                            b.name,
+                            fmt_time(b.created_ms),
                             policy_text(p)
                         );
                     }
@@ -292,14 +290,15 @@ pub(crate) async fn bucket(cmd: BucketCmd) -> anyhow::Result<()> {
             })
             .await
         }
-        BucketCmd::Policy(a) => with_vault(&a.vault, async |v: &Vault| policy(v, &a).await).await,
+        BucketCmd::Policy(a) => {
+            Control::with(&a.vault, async |c: &Control| policy(c, &a).await).await
+        }
     }
 }
 
 /// Runs `archipel bucket policy`.
-async fn policy(v: &Vault, a: &BucketPolicyArgs) -> anyhow::Result<()> {
-    let current = v
-        .engine()
+async fn policy(c: &Control, a: &BucketPolicyArgs) -> anyhow::Result<()> {
+    let current = c
         .bucket_policy(&a.name)
         .await
         .map_err(|e| anyhow!("bucket {:?}: {e}", a.name))?;
@@ -319,8 +318,7 @@ async fn policy(v: &Vault, a: &BucketPolicyArgs) -> anyhow::Result<()> {
         base.rules = archipel_engine::PlacementRules::default();
     }
     let new = a.policy.apply(&base)?;
-    v.engine()
-        .set_bucket_policy(&a.name, &new)
+    c.set_bucket_policy(&a.name, &new)
         .await
         .map_err(|e| anyhow!("cannot set the policy of bucket {:?}: {e}", a.name))?;
     if a.json {

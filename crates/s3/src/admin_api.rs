@@ -47,6 +47,9 @@ pub(crate) enum Endpoint {
     DeleteKey(String),
     Grant { id: String, bucket: String },
     ListBuckets,
+    CreateBucket,
+    SetBucketPolicy(String),
+    DefaultPolicy,
     ListJobs,
     ListServices,
     StartJob,
@@ -82,6 +85,11 @@ pub(crate) fn route(method: &Method, path: &str) -> Option<Result<Endpoint, ()>>
             }
         }
         (["buckets"], Method::GET) => Endpoint::ListBuckets,
+        (["buckets"], Method::POST) => Endpoint::CreateBucket,
+        (["buckets", b, "policy"], Method::PUT) if !b.is_empty() => {
+            Endpoint::SetBucketPolicy((*b).to_string())
+        }
+        (["policy"], Method::GET) => Endpoint::DefaultPolicy,
         (["jobs"], Method::GET) => Endpoint::ListJobs,
         (["services"], Method::GET) => Endpoint::ListServices,
         (["jobs"], Method::POST) => Endpoint::StartJob,
@@ -100,6 +108,8 @@ pub(crate) fn route(method: &Method, path: &str) -> Option<Result<Endpoint, ()>>
             | ["keys", _]
             | ["keys", _, "grants", _]
             | ["buckets"]
+            | ["buckets", _, "policy"]
+            | ["policy"]
             | ["jobs"]
             | ["services"]
             | ["jobs", _]
@@ -152,6 +162,9 @@ fn vault_error(e: &VaultError) -> Response<Full<Bytes>> {
             (StatusCode::NOT_FOUND, "NoSuchBucket")
         }
         VaultError::ProviderExists { .. } => (StatusCode::CONFLICT, "ProviderExists"),
+        VaultError::Engine(EngineError::Meta(archipel_meta::MetaError::BucketExists {
+            ..
+        })) => (StatusCode::CONFLICT, "BucketExists"),
         VaultError::Providers(_) => (StatusCode::UNPROCESSABLE_ENTITY, "ProviderCheckFailed"),
         VaultError::Invalid(_) | VaultError::Engine(_) if !e.is_retryable() => {
             (StatusCode::BAD_REQUEST, "InvalidRequest")
@@ -220,6 +233,16 @@ struct CreateKeyBody {
     bucket: Option<String>,
     #[serde(default, flatten)]
     perms: Perms,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyBody {
+    #[serde(default)]
+    name: Option<String>,
+    /// `Policy::encode` text.
+    #[serde(default)]
+    policy: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -423,29 +446,64 @@ pub(crate) async fn handle(
             Ok(j) => ok(StatusCode::OK, &j),
             Err(e) => vault_error(&e),
         },
-        Endpoint::ListBuckets => {
-            let engine = vault.engine();
-            let buckets = match engine.meta().list_buckets().await {
+        Endpoint::ListBuckets => match vault.list_bucket_views().await {
+            Ok(b) => ok(StatusCode::OK, &b),
+            Err(e) => vault_error(&e),
+        },
+        Endpoint::CreateBucket => {
+            let b: PolicyBody = match read_json(body).await {
                 Ok(b) => b,
-                Err(e) => return vault_error(&VaultError::Meta(e)),
+                Err(r) => return r,
             };
-            let mut out = Vec::new();
-            for b in buckets {
-                let policy = engine
-                    .bucket_policy(b.name.as_str())
-                    .await
-                    .map(|p| {
-                        json!({"data": p.k, "parity": p.m, "write_quorum": p.write_quorum,
-                           "max_per_operator": p.rules.max_per_operator,
-                           "max_per_jurisdiction": p.rules.max_per_jurisdiction,
-                           "allowed_jurisdictions": p.rules.allowed_jurisdictions})
-                    })
-                    .unwrap_or(serde_json::Value::Null);
-                out.push(json!({"name": b.name.as_str(), "owner": b.owner,
-                    "created_ms": b.created.0, "policy": policy}));
+            let Some(name) = b.name else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidRequest",
+                    "name is required",
+                );
+            };
+            let policy = match b
+                .policy
+                .as_deref()
+                .map(archipel_vault::buckets::parse_policy)
+            {
+                None => None,
+                Some(Ok(p)) => Some(p),
+                Some(Err(e)) => return vault_error(&e),
+            };
+            match vault.create_bucket(&name, policy).await {
+                Ok(p) => ok(
+                    StatusCode::CREATED,
+                    &json!({"bucket": name, "policy": archipel_vault::buckets::policy_text(&p)}),
+                ),
+                Err(e) => vault_error(&e),
             }
-            ok(StatusCode::OK, &out)
         }
+        Endpoint::SetBucketPolicy(name) => {
+            let b: PolicyBody = match read_json(body).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            let Some(text) = b.policy else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidRequest",
+                    "policy is required",
+                );
+            };
+            let p = match archipel_vault::buckets::parse_policy(&text) {
+                Ok(p) => p,
+                Err(e) => return vault_error(&e),
+            };
+            match vault.engine().set_bucket_policy(&name, &p).await {
+                Ok(()) => ok(StatusCode::OK, &json!({"bucket": name, "policy": text})),
+                Err(e) => vault_error(&VaultError::Engine(e)),
+            }
+        }
+        Endpoint::DefaultPolicy => ok(
+            StatusCode::OK,
+            &json!({"policy": archipel_vault::buckets::policy_text(vault.default_policy())}),
+        ),
     }
 }
 
@@ -472,6 +530,9 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/admin/v1/keys/{id}"),
     ("PUT", "/admin/v1/keys/{id}/grants/{bucket}"),
     ("GET", "/admin/v1/buckets"),
+    ("POST", "/admin/v1/buckets"),
+    ("PUT", "/admin/v1/buckets/{bucket}/policy"),
+    ("GET", "/admin/v1/policy"),
     ("GET", "/admin/v1/jobs"),
     ("GET", "/admin/v1/services"),
     ("POST", "/admin/v1/jobs"),
@@ -549,7 +610,7 @@ mod tests {
             let concrete = template
                 .replace("{name}", "p1")
                 .replace("{id}", "AK1")
-                .replace("{bucket}", "b");
+                .replace("{bucket}", "bkt");
             let method = Method::from_bytes(m.as_bytes()).unwrap();
             assert!(
                 matches!(route(&method, &concrete), Some(Ok(_))),

@@ -16,6 +16,7 @@
 //!   store, leases (one gateway at a time), cancellation and a rate limit.
 //! * [`services`]: garbage collection, the orphan scan and upload expiry, each run once
 //!   across the gateways sharing a metadata store (a lease per service).
+//! * [`buckets`]: buckets with their policies and settings.
 //! * [`keys`]: S3 access keys and their grants.
 //! * [`status`]: providers, inventory, redundancy and placement.
 //! * [`provider_test`]: reachability, permissions, latency and throughput of a provider.
@@ -29,6 +30,7 @@
 //! * A registry change is applied to the engine before it is recorded, and undone if
 //!   recording fails: no gateway records a provider set its engine refused.
 
+pub mod buckets;
 pub mod error;
 pub mod jobs;
 pub mod keys;
@@ -41,6 +43,7 @@ pub mod spec;
 pub mod stack;
 pub mod status;
 
+pub use buckets::BucketView;
 pub use error::{Result, VaultError};
 pub use jobs::{JobKind, JobParams, JobRecord, JobState};
 pub use keys::{CreatedKey, GrantView, KeyView, Perms};

@@ -118,6 +118,13 @@ async fn migrate_bucket_settings(engine: &Engine) -> Result<()> {
     Ok(())
 }
 
+impl Inner {
+    /// The metadata store as the engine sees it.
+    pub(crate) fn meta_dyn(&self) -> &dyn MetaStore {
+        self.engine.meta().as_ref()
+    }
+}
+
 impl Vault {
     /// Opens (on first run: creates) the vault of `spec`; `check` probes every provider first.
     pub async fn open(spec: &VaultSpec, check: bool) -> Result<Vault> {

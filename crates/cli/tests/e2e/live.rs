@@ -152,6 +152,11 @@ fn a_scrub_killed_with_its_gateway_resumes_from_its_checkpoint() {
     );
     let listed = cli_ok(dir, &config, &["job", "list"]);
     assert!(listed.contains(&id) && listed.contains("done"), "{listed}");
+    // The periodic services ran on this gateway, and say so.
+    assert!(
+        listed.contains("services") && listed.contains("gc "),
+        "{listed}"
+    );
     server.stop();
 }
 
@@ -196,6 +201,35 @@ fn operator_commands_work_beside_a_running_gateway() {
             .any(|k| k["id"] == id.as_str()),
         "{listed}"
     );
+
+    // Buckets too: made, listed and given a policy through the gateway.
+    let made = json(&cli_ok(
+        dir,
+        &config,
+        &["bucket", "create", "viaapi", "--json"],
+    ));
+    assert_eq!(made["policy"]["data"], 4, "{made}");
+    let buckets = json(&cli_ok(dir, &config, &["bucket", "list", "--json"]));
+    let names: Vec<&str> = buckets
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["live", "viaapi"], "{buckets}");
+    let changed = json(&cli_ok(
+        dir,
+        &config,
+        &[
+            "bucket",
+            "policy",
+            "viaapi",
+            "--write-quorum",
+            "6",
+            "--json",
+        ],
+    ));
+    assert_eq!(changed["policy"]["write_quorum"], 6, "{changed}");
 
     // status and provider test work beside the gateway.
     let status = json(&cli_ok(dir, &config, &["status", "--json"]));

@@ -91,12 +91,27 @@ fn policy_text(p: &Policy) -> String {
     s
 }
 
-/// Runs `f` on the opened vault and closes it whatever happens.
+/// Runs `f` on the opened vault and closes it whatever happens (the object commands `ls`,
+/// `put`, `get`, `rm`: beside a running gateway, any S3 client does these through it).
 pub(crate) async fn with_vault<T>(
     args: &VaultArgs,
     f: impl AsyncFnOnce(&Vault) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    let vault = args.open().await?;
+    let vault = match args.open().await {
+        Ok(v) => v,
+        Err(e)
+            if matches!(
+                e.downcast_ref::<archipel_vault::VaultError>(),
+                Some(archipel_vault::VaultError::InUse { .. })
+            ) =>
+        {
+            return Err(e.context(
+                "a gateway serves this vault: use its S3 endpoint for objects (the aws cli, \
+                 rclone, …), or stop it to use `archipel ls|put|get|rm`",
+            ));
+        }
+        Err(e) => return Err(e),
+    };
     let r = f(&vault).await;
     vault.close().await;
     r

@@ -31,7 +31,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read};
+use std::io;
 use std::ops::Bound;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -47,6 +47,10 @@ pub(crate) const PACK_DIR: &str = ".packs";
 
 const MAGIC: &[u8; 4] = b"APK1";
 const HEADER: usize = 28;
+/// The longest record: header, the longest name, the largest packed blob.
+const MAX_RECORD: usize = HEADER + u16::MAX as usize + PACK_MAX as usize;
+/// How much of a pack the open-time scan holds at once.
+const SCAN_WINDOW: usize = 4 * 1024 * 1024;
 const KIND_BLOB: u8 = 1;
 const KIND_TOMBSTONE: u8 = 2;
 
@@ -183,23 +187,63 @@ struct Scanned {
 /// that is short or fails its checksum is skipped: the scan looks for the next offset where a
 /// whole, valid record starts, so one damaged record does not hide the ones after it (behind
 /// the last valid record there is only the torn tail of an unacknowledged put).
+///
+/// Memory: the pack is read through a window of [`SCAN_WINDOW`] bytes (plus one record), not
+/// whole, so opening a provider costs the same few MiB whatever its packs hold.
 fn scan(id: u32, file: &File) -> io::Result<(Vec<Scanned>, u64)> {
-    // Positional reads: the handle is shared, and its file position means nothing here.
-    let mut data = Vec::new();
-    PosReader { file, pos: 0 }.read_to_end(&mut data)?;
+    let mut buf: Vec<u8> = Vec::with_capacity(SCAN_WINDOW + MAX_RECORD);
+    // `buf[0]` is the byte at `base` of the file; `read` is where the next read starts.
+    let (mut base, mut read, mut eof) = (0u64, 0u64, false);
     let mut out = Vec::new();
-    let (mut at, mut valid) = (0usize, 0u64);
-    while at < data.len() {
-        match parse(id, &data, at) {
+    let (mut at, mut valid) = (0u64, 0u64);
+    loop {
+        let rel = usize::try_from(at - base).unwrap_or(usize::MAX);
+        // Keep at least one whole record ahead of `at` in the window, unless the file ends.
+        if !eof && buf.len().saturating_sub(rel) < MAX_RECORD {
+            buf.drain(..rel.min(buf.len()));
+            base = at;
+            while !eof && buf.len() < SCAN_WINDOW + MAX_RECORD {
+                let start = buf.len();
+                buf.resize(SCAN_WINDOW + MAX_RECORD, 0);
+                // Positional reads: the handle is shared, and its file position means nothing.
+                let n = loop {
+                    match file.read_at(&mut buf[start..], read) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        r => break r,
+                    }
+                };
+                let n = match n {
+                    Ok(n) => n,
+                    Err(e) => {
+                        buf.truncate(start);
+                        return Err(e);
+                    }
+                };
+                buf.truncate(start + n);
+                read += n as u64;
+                eof = n == 0;
+            }
+        }
+        let rel = usize::try_from(at - base).unwrap_or(usize::MAX);
+        if rel >= buf.len() {
+            break;
+        }
+        match parse(id, &buf, rel, base) {
             Some(r) => {
-                at += r.loc.record_len() as usize;
-                valid = at as u64;
+                at += r.loc.record_len();
+                valid = at;
                 out.push(r);
             }
             // Damaged or torn: resume at the next magic that starts a valid record.
-            None => match find_magic(&data, at + 1) {
-                Some(next) => at = next,
-                None => break,
+            None => match find_magic(&buf, rel + 1) {
+                Some(next) => at = base + next as u64,
+                None if eof => break,
+                // No magic in the rest of the window: go on from its last bytes (a magic may
+                // straddle the edge).
+                None => {
+                    let edge = buf.len().saturating_sub(MAGIC.len() - 1).max(rel + 1);
+                    at = base + edge as u64;
+                }
             },
         }
     }
@@ -214,8 +258,9 @@ fn find_magic(data: &[u8], from: usize) -> Option<usize> {
         .map(|i| from + i)
 }
 
-/// The record starting at `at`, if it is whole and its checksum holds.
-fn parse(id: u32, data: &[u8], at: usize) -> Option<Scanned> {
+/// The record starting at `at` of `data` (which starts at byte `base` of the pack), if it is
+/// whole and its checksum holds.
+fn parse(id: u32, data: &[u8], at: usize, base: u64) -> Option<Scanned> {
     let header = data.get(at..at + HEADER)?;
     if &header[..4] != MAGIC {
         return None;
@@ -242,26 +287,12 @@ fn parse(id: u32, data: &[u8], at: usize) -> Option<Scanned> {
         target,
         loc: Loc {
             pack: id,
-            offset: at as u64,
+            offset: base + at as u64,
             name_len,
             len,
             mtime_ms: u64::from_le_bytes(mtime),
         },
     })
-}
-
-/// Reads a file from offset 0 with `pread`, leaving the handle's position alone.
-struct PosReader<'a> {
-    file: &'a File,
-    pos: u64,
-}
-
-impl Read for PosReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.file.read_at(buf, self.pos)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
 }
 
 /// Whether the file was removed from its directory (it may still be open here).

@@ -338,3 +338,39 @@ async fn a_damaged_record_costs_only_itself() {
     let p = LocalDir::open("disk", dir.path()).await.unwrap();
     assert_eq!(names(&p, "d/").await.len(), 5);
 }
+
+/// The open-time scan reads packs through a window of a few MiB: records that straddle its
+/// edges, and a damaged record beyond the first window, are read as in a small pack.
+#[tokio::test]
+async fn packs_larger_than_the_scan_window_are_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = LocalDir::open("disk", dir.path()).await.unwrap();
+    // 120 blobs of 100,003 bytes: about 12 MB in one pack, three windows and more.
+    for i in 0..120u8 {
+        p.put_bytes(&name(&format!("w/{i:03}")), bytes(i, 100_003))
+            .await
+            .unwrap();
+    }
+    let (pack, range) = p.locate(&name("w/090")).unwrap();
+    assert!(range.start > 8 * 1024 * 1024, "{range:?}");
+    drop(p);
+    let mut raw = std::fs::read(&pack).unwrap();
+    raw[(range.start + 50_000) as usize] ^= 0x01;
+    std::fs::write(&pack, &raw).unwrap();
+
+    let p = LocalDir::open("disk", dir.path()).await.unwrap();
+    assert_eq!(names(&p, "w/").await.len(), 119);
+    for i in (0..120u8).filter(|i| *i != 90) {
+        assert_eq!(
+            p.get_bytes(&name(&format!("w/{i:03}")), None)
+                .await
+                .unwrap(),
+            bytes(i, 100_003),
+            "blob {i}"
+        );
+    }
+    assert_eq!(
+        p.get_bytes(&name("w/090"), None).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+}

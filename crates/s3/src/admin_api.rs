@@ -507,6 +507,45 @@ pub(crate) async fn handle(
     }
 }
 
+/// Routes `method path` and decodes `body` as the request body of the operation it reaches,
+/// for fuzzing the admin API's parsing of untrusted input (nothing is carried out).
+#[cfg(feature = "fuzzing")]
+pub fn fuzz_request(method: &[u8], path: &str, body: &[u8]) {
+    let Ok(m) = Method::from_bytes(method) else {
+        return;
+    };
+    let Some(Ok(e)) = route(&m, path) else { return };
+    match e {
+        Endpoint::AddProvider => {
+            if let Ok(n) = serde_json::from_slice::<NewProvider>(body) {
+                let _ = n.into_spec();
+            }
+        }
+        Endpoint::CreateKey => {
+            let _ = serde_json::from_slice::<CreateKeyBody>(body);
+        }
+        Endpoint::UpdateProvider(_) => {
+            if let Ok(b) = serde_json::from_slice::<UpdateProviderBody>(body) {
+                let _ = b.state.as_deref().map(ProviderState::parse);
+            }
+        }
+        Endpoint::Grant { .. } => {
+            let _ = serde_json::from_slice::<Perms>(body);
+        }
+        Endpoint::StartJob => {
+            let _ = serde_json::from_slice::<StartJobBody>(body);
+        }
+        Endpoint::CreateBucket | Endpoint::SetBucketPolicy(_) => {
+            if let Ok(b) = serde_json::from_slice::<PolicyBody>(body)
+                && let Some(p) = b.policy
+            {
+                let _ = archipel_vault::buckets::parse_policy(&p);
+            }
+        }
+        _ => {}
+    }
+}
+
 fn unreachable_openapi() -> Response<Full<Bytes>> {
     error(
         StatusCode::INTERNAL_SERVER_ERROR,

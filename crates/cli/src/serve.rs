@@ -189,6 +189,12 @@ pub(crate) fn banner(
         p.m,
         p.write_quorum
     ));
+    for o in vault.outages() {
+        line(format!(
+            "WARNING: serving without provider `{}` (probed again every few seconds): {}",
+            o.name, o.reason
+        ));
+    }
     line(String::new());
     let (secret_shown, secret_env) = match &c.origin {
         CredentialsOrigin::File(path) => {
@@ -342,6 +348,9 @@ async fn serve_vault(settings: &Settings, vault: &Vault) -> anyhow::Result<()> {
                 }
                 if let Err(e) = vault.refresh_registry().await {
                     tracing::warn!("reading the provider registry: {e}");
+                }
+                if let Err(e) = vault.recheck_outages().await {
+                    tracing::warn!("probing the providers that were out: {e}");
                 }
             }
         })

@@ -100,6 +100,12 @@ pub(crate) fn render(s: &Status) -> String {
             join(&s.shards_per_operator)
         ));
     }
+    for o in &s.outages {
+        line(format!("SERVING WITHOUT: {o}"));
+    }
+    for n in &s.registry_notes {
+        line(format!("note: {n}"));
+    }
     out
 }
 

@@ -34,6 +34,9 @@ pub(crate) struct Inner {
     pub(crate) registry_notes: Mutex<Vec<String>>,
     /// The jobs this process runs.
     pub(crate) jobs: crate::jobs::Jobs,
+    /// Providers that did not answer at start (or since), probed again by
+    /// [`Vault::recheck_outages`].
+    pub(crate) outages: Mutex<Vec<stack::Outage>>,
 }
 
 /// An open vault. Cheap to clone; clones share everything.
@@ -118,6 +121,38 @@ async fn migrate_bucket_settings(engine: &Engine) -> Result<()> {
     Ok(())
 }
 
+/// Refuses to serve when fewer providers answer than the smallest `k` of any bucket (or of
+/// the default policy): then no object could be read.
+async fn check_readable(
+    meta: &SqlMetaStore,
+    spec: &VaultSpec,
+    total: usize,
+    outages: &[stack::Outage],
+) -> Result<()> {
+    let answering = total - outages.len();
+    let mut min_k = match &spec.policy {
+        Some(p) => p.k,
+        None => Policy::default_for(total).map_or(1, |p| p.k),
+    };
+    for b in meta.list_buckets().await? {
+        if let Ok(p) = Policy::decode(&b.policy) {
+            min_k = min_k.min(p.k);
+        }
+    }
+    if answering < min_k {
+        return Err(VaultError::Providers(format!(
+            "only {answering} of {total} providers answer, and every object needs at least \
+             {min_k}: nothing could be read. Unreachable:\n  {}",
+            outages
+                .iter()
+                .map(|o| o.reason.as_str())
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        )));
+    }
+    Ok(())
+}
+
 impl Inner {
     /// The metadata store as the engine sees it.
     pub(crate) fn meta_dyn(&self) -> &dyn MetaStore {
@@ -161,7 +196,11 @@ impl Vault {
         let (specs, notes) = crate::registry::reconcile(spec, &meta, &unlocked.key).await?;
         let generations: Vec<u64> = specs.iter().map(|(_, g)| *g).collect();
         let specs: Vec<_> = specs.into_iter().map(|(s, _)| s).collect();
-        let mut providers = stack::build_all(&specs, check).await?;
+        let (mut providers, outages) = if check {
+            stack::build_all_degraded(&specs).await?
+        } else {
+            (stack::build_all(&specs, false).await?, Vec::new())
+        };
         for (b, g) in providers.iter_mut().zip(generations) {
             b.generation = g;
         }
@@ -181,6 +220,17 @@ impl Vault {
         for b in &providers {
             if let Some(rt) = b.probe {
                 engine.health().record_ok(&b.slot.info.name, rt / 3);
+            }
+        }
+        if !outages.is_empty() {
+            check_readable(&meta, spec, providers.len(), &outages).await?;
+            for o in &outages {
+                engine.health().record_error(&o.name);
+                tracing::warn!(
+                    "serving WITHOUT provider `{}` (it is probed again every few seconds): {}",
+                    o.name,
+                    o.reason
+                );
             }
         }
         migrate_bucket_settings(&engine).await?;
@@ -212,6 +262,7 @@ impl Vault {
                 changing: tokio::sync::Mutex::new(()),
                 registry_notes: Mutex::new(notes),
                 jobs: crate::jobs::Jobs::new()?,
+                outages: Mutex::new(outages),
             }),
         })
     }
@@ -263,6 +314,59 @@ impl Vault {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// Providers that do not answer now (as found at start and by the probes since).
+    pub fn outages(&self) -> Vec<stack::Outage> {
+        self.inner
+            .outages
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Probes the providers that were out; those that answer again are used again (a provider
+    /// that could not be opened is opened now). How many came back.
+    pub async fn recheck_outages(&self) -> Result<usize> {
+        let _changing = self.inner.changing.lock().await;
+        let out = self.outages();
+        if out.is_empty() {
+            return Ok(0);
+        }
+        let mut back = 0;
+        let mut providers = self.providers();
+        for o in &out {
+            let Some(i) = providers.iter().position(|b| b.slot.info.name == o.name) else {
+                continue;
+            };
+            let spec = providers[i].spec.clone();
+            if let Some((mut b, rt)) = stack::recheck(&spec, &providers[i], o.unopened).await {
+                b.generation = providers[i].generation;
+                b.probe = Some(rt);
+                providers[i] = b;
+                self.inner.engine.health().record_ok(&o.name, rt / 3);
+                tracing::info!("provider `{}` answers again; it is used again", o.name);
+                back += 1;
+                self.inner
+                    .outages
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .retain(|x| x.name != o.name);
+            } else {
+                self.inner.engine.health().record_error(&o.name);
+            }
+        }
+        if back > 0 {
+            self.inner
+                .engine
+                .set_providers(providers.iter().map(|b| b.slot.clone()).collect())?;
+            *self
+                .inner
+                .providers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = providers;
+        }
+        Ok(back)
     }
 
     /// The jobs this process runs.

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use archipel_engine::ProviderSlot;
 use archipel_provider::{
-    ErrorKind, Fault, FaultLayer, Limit, LocalDir, Metrics, Provider, ProviderError, ProviderExt,
-    Remote, Retry, RetryPolicy, Timeout,
+    BlobName, ErrorKind, Fault, FaultLayer, Limit, LocalDir, Metrics, Provider, ProviderError,
+    ProviderExt, Remote, Retry, RetryPolicy, Timeout,
 };
 
 use crate::error::{Result, VaultError};
@@ -57,7 +57,11 @@ pub async fn open_for_test(s: &ProviderSpec) -> Result<Arc<dyn Provider>, Provid
 
 /// Opens one provider and wraps it in the layers.
 pub async fn build_one(s: &ProviderSpec) -> Result<Built, ProviderError> {
-    let raw = open_raw(s).await?;
+    Ok(layer(s, open_raw(s).await?))
+}
+
+/// Wraps `raw` in the standard layers for `s`.
+fn layer(s: &ProviderSpec, raw: Arc<dyn Provider>) -> Built {
     // `inject_latency_ms` (tests and benchmarks): a provider slowed on purpose.
     let raw: Arc<dyn Provider> = if s.inject_latency.is_zero() {
         raw
@@ -81,7 +85,7 @@ pub async fn build_one(s: &ProviderSpec) -> Result<Built, ProviderError> {
     let p: Arc<dyn Provider> = Arc::new(Limit::new(p, s.concurrency));
     let p: Arc<dyn Provider> = Arc::new(Timeout::new(p, s.request_timeout, s.put_timeout));
     let p: Arc<dyn Provider> = Arc::new(Retry::new(p, RetryPolicy::default()));
-    Ok(Built {
+    Built {
         slot: ProviderSlot {
             info: s.info.clone(),
             provider: p,
@@ -91,7 +95,188 @@ pub async fn build_one(s: &ProviderSpec) -> Result<Built, ProviderError> {
         probe: None,
         bare,
         generation: 0,
-    })
+    }
+}
+
+/// What stands in for a provider that could not even be opened at start (its directory
+/// missing, its endpoint unresolvable): every request fails as `Unavailable`, so the engine
+/// treats its shards as missing and places new ones elsewhere until it is back.
+#[derive(Debug)]
+struct Unopened {
+    name: String,
+    reason: String,
+}
+
+impl Unopened {
+    fn err(&self, op: &'static str, blob: Option<&BlobName>) -> ProviderError {
+        ProviderError::new(
+            ErrorKind::Unavailable,
+            &self.name,
+            op,
+            blob.map(BlobName::as_str),
+            format!("not opened at start: {}", self.reason),
+        )
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for Unopened {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn capabilities(&self) -> archipel_provider::Capabilities {
+        archipel_provider::Capabilities {
+            conditional_create: false,
+            max_blob_size: None,
+            max_list_page: 1000,
+        }
+    }
+    async fn put(
+        &self,
+        blob: &BlobName,
+        _body: archipel_provider::PutBody,
+        _mode: archipel_provider::PutMode,
+    ) -> Result<archipel_provider::BlobMeta, ProviderError> {
+        Err(self.err("put", Some(blob)))
+    }
+    async fn get(
+        &self,
+        blob: &BlobName,
+        _range: Option<std::ops::Range<u64>>,
+    ) -> Result<archipel_provider::ByteStream, ProviderError> {
+        Err(self.err("get", Some(blob)))
+    }
+    async fn head(&self, blob: &BlobName) -> Result<archipel_provider::BlobMeta, ProviderError> {
+        Err(self.err("head", Some(blob)))
+    }
+    async fn delete(&self, blob: &BlobName) -> Result<(), ProviderError> {
+        Err(self.err("delete", Some(blob)))
+    }
+    async fn list(
+        &self,
+        _prefix: &str,
+        _start_after: Option<&BlobName>,
+        _limit: usize,
+    ) -> Result<archipel_provider::ListPage, ProviderError> {
+        Err(self.err("list", None))
+    }
+}
+
+/// A provider that did not pass its start-up check because it is unreachable (not because it
+/// is misconfigured): the vault serves without it and keeps probing it.
+#[derive(Debug, Clone)]
+pub struct Outage {
+    /// Which provider.
+    pub name: String,
+    /// What the check found, for operators.
+    pub reason: String,
+    /// Whether it could not even be opened (a stand-in takes its place until it is).
+    pub unopened: bool,
+}
+
+/// Whether a failure of this kind is a misconfiguration (refuse to start) rather than an
+/// outage (start without the provider).
+fn is_misconfiguration(kind: ErrorKind) -> bool {
+    matches!(kind, ErrorKind::PermissionDenied | ErrorKind::Config)
+}
+
+/// Probes `b`; the round trip, or what failed and whether it is a misconfiguration.
+async fn check_one(s: &ProviderSpec, b: &Built) -> Result<Duration, (String, bool)> {
+    match tokio::time::timeout(PROBE_DEADLINE, probe(&b.slot.provider)).await {
+        Ok(Ok(r)) => Ok(r.round_trip),
+        Ok(Err(e)) => Err((describe_failure(s, &e), is_misconfiguration(e.kind))),
+        Err(_) => Err((
+            format!(
+                "{} [{} at {}]: no answer within {PROBE_DEADLINE:?}{}",
+                s.describe(),
+                s.backend.kind(),
+                s.backend.location(),
+                hint(ErrorKind::Timeout, &s.backend)
+            ),
+            false,
+        )),
+    }
+}
+
+/// Builds and probes every provider, tolerating outages: a provider that is unreachable (or
+/// cannot be opened) is kept — behind a stand-in if need be — and reported as an [`Outage`];
+/// a misconfigured one (credentials refused, bad settings) fails the whole start, naming
+/// every such provider.
+pub async fn build_all_degraded(specs: &[ProviderSpec]) -> Result<(Vec<Built>, Vec<Outage>)> {
+    let results = futures::future::join_all(specs.iter().map(|s| async move {
+        match build_one(s).await {
+            Ok(mut b) => match check_one(s, &b).await {
+                Ok(rt) => {
+                    b.probe = Some(rt);
+                    Ok((b, None))
+                }
+                Err((text, true)) => Err(text),
+                Err((text, false)) => Ok((
+                    b,
+                    Some(Outage {
+                        name: s.info.name.clone(),
+                        reason: text,
+                        unopened: false,
+                    }),
+                )),
+            },
+            Err(e) if is_misconfiguration(e.kind) => Err(describe_failure(s, &e)),
+            Err(e) => {
+                let reason = describe_failure(s, &e);
+                let stand_in = Arc::new(Unopened {
+                    name: s.info.name.clone(),
+                    reason: e.message.clone(),
+                });
+                Ok((
+                    layer(s, stand_in),
+                    Some(Outage {
+                        name: s.info.name.clone(),
+                        reason,
+                        unopened: true,
+                    }),
+                ))
+            }
+        }
+    }))
+    .await;
+    let (mut built, mut outages, mut fatal) = (Vec::new(), Vec::new(), Vec::new());
+    for r in results {
+        match r {
+            Ok((b, o)) => {
+                built.push(b);
+                outages.extend(o);
+            }
+            Err(text) => fatal.push(text),
+        }
+    }
+    if !fatal.is_empty() {
+        return Err(VaultError::Providers(format!(
+            "{} of {} provider{} failed the start-up check (misconfigured, not unreachable):\n  {}",
+            fatal.len(),
+            specs.len(),
+            if specs.len() == 1 { "" } else { "s" },
+            fatal.join("\n  ")
+        )));
+    }
+    Ok((built, outages))
+}
+
+/// Probes a provider that was out: the rebuilt provider (when it was not opened) and the
+/// round trip, once it answers.
+pub async fn recheck(
+    s: &ProviderSpec,
+    current: &Built,
+    unopened: bool,
+) -> Option<(Built, Duration)> {
+    let b = if unopened {
+        build_one(s).await.ok()?
+    } else {
+        current.clone()
+    };
+    match check_one(s, &b).await {
+        Ok(rt) => Some((b, rt)),
+        Err(_) => None,
+    }
 }
 
 /// A hint for a failed check, by kind of failure.

@@ -92,6 +92,10 @@ pub struct Status {
     pub unreadable_objects: Vec<String>,
     /// Where the configuration and the provider registry disagree.
     pub registry_notes: Vec<String>,
+    /// Providers the gateway serves without because they do not answer (probed again every
+    /// few seconds), with what their check found.
+    #[serde(default)]
+    pub outages: Vec<String>,
 }
 
 /// Shard entries held at once by [`collect`] (about 100 bytes each): past this many shards the
@@ -373,5 +377,6 @@ pub async fn collect_with_budget(v: &Vault, budget: usize) -> Result<Status> {
         shards_per_operator: t.per_operator,
         unreadable_objects: t.unreadable_objects,
         registry_notes: v.registry_notes(),
+        outages: v.outages().into_iter().map(|o| o.reason).collect(),
     })
 }

@@ -303,3 +303,103 @@ fn operator_commands_work_beside_a_running_gateway() {
     assert_eq!(curl_status(&[&format!("{base}/openapi.json")]), "200");
     server.stop();
 }
+
+#[test]
+fn serve_starts_with_two_of_six_providers_unreachable_and_uses_them_again_when_back() {
+    let Some(aws) = archipel_testkit::require_tool("aws", "the degraded start test") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (config, port, _) = init(dir);
+    let work = dir.join("work");
+    std::fs::create_dir(&work).unwrap();
+    let big: Vec<u8> = (0..3 * 1024 * 1024u32)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    std::fs::write(work.join("big.bin"), &big).unwrap();
+    std::fs::write(work.join("small.txt"), b"written with every provider up\n").unwrap();
+
+    let server = serve(dir, &config, port);
+    let root = server.aws_root(&aws, &work);
+    root.ok(&["s3", "mb", "s3://before"]);
+    root.ok(&["s3", "cp", "big.bin", "s3://before/big.bin"]);
+    root.ok(&["s3", "cp", "small.txt", "s3://before/small.txt"]);
+    cli_ok(
+        dir,
+        &config,
+        &[
+            "bucket",
+            "create",
+            "quorum4",
+            "--data",
+            "3",
+            "--parity",
+            "2",
+            "--write-quorum",
+            "4",
+        ],
+    );
+    server.stop();
+
+    // Two providers gone: their directories replaced by files, so they cannot even be opened.
+    let providers = dir.join("archipel-data").join("providers");
+    for p in ["p5", "p6"] {
+        std::fs::rename(providers.join(p), providers.join(format!("{p}.away"))).unwrap();
+        std::fs::write(providers.join(p), b"not a directory").unwrap();
+    }
+    let server = serve(dir, &config, port);
+    for p in ["p5", "p6"] {
+        assert!(
+            server
+                .banner
+                .contains(&format!("WARNING: serving without provider `{p}`")),
+            "{}",
+            server.banner
+        );
+    }
+    let root = server.aws_root(&aws, &work);
+    // Every read is served from the four that answer.
+    root.ok(&["s3", "cp", "s3://before/big.bin", "big.back"]);
+    assert_eq!(std::fs::read(work.join("big.back")).unwrap(), big);
+    root.ok(&["s3", "cp", "s3://before/small.txt", "small.back"]);
+    assert_eq!(
+        std::fs::read(work.join("small.back")).unwrap(),
+        b"written with every provider up\n"
+    );
+    // Writes are accepted where the write quorum (4) can be met.
+    root.ok(&["s3", "cp", "big.bin", "s3://quorum4/during.bin"]);
+    root.ok(&["s3", "cp", "s3://quorum4/during.bin", "during.back"]);
+    assert_eq!(std::fs::read(work.join("during.back")).unwrap(), big);
+    let status = json(&cli_ok(dir, &config, &["status", "--json"]));
+    assert_eq!(status["outages"].as_array().unwrap().len(), 2, "{status}");
+
+    // p5 comes back: it is probed and used again, without a restart.
+    std::fs::remove_file(providers.join("p5")).unwrap();
+    std::fs::rename(providers.join("p5.away"), providers.join("p5")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let status = json(&cli_ok(dir, &config, &["status", "--json"]));
+        let outages = status["outages"].as_array().unwrap();
+        if outages.len() == 1 {
+            assert!(outages[0].as_str().unwrap().contains("p6"), "{status}");
+            let p5 = status["providers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == "p5")
+                .unwrap()
+                .clone();
+            assert!(p5["reachable"].as_bool().unwrap(), "{p5}");
+            assert!(p5["shards"].as_u64().unwrap() > 0, "{p5}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "p5 was not used again: {status}\n{}",
+            server.stderr()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    server.stop();
+}

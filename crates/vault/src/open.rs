@@ -333,7 +333,7 @@ impl Vault {
         if out.is_empty() {
             return Ok(0);
         }
-        let mut back = 0;
+        let mut back: Vec<String> = Vec::new();
         let mut providers = self.providers();
         for o in &out {
             let Some(i) = providers.iter().position(|b| b.slot.info.name == o.name) else {
@@ -346,17 +346,12 @@ impl Vault {
                 providers[i] = b;
                 self.inner.engine.health().record_ok(&o.name, rt / 3);
                 tracing::info!("provider `{}` answers again; it is used again", o.name);
-                back += 1;
-                self.inner
-                    .outages
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .retain(|x| x.name != o.name);
+                back.push(o.name.clone());
             } else {
                 self.inner.engine.health().record_error(&o.name);
             }
         }
-        if back > 0 {
+        if !back.is_empty() {
             self.inner
                 .engine
                 .set_providers(providers.iter().map(|b| b.slot.clone()).collect())?;
@@ -365,8 +360,14 @@ impl Vault {
                 .providers
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = providers;
+            // Only now: who sees the outage gone sees the provider in use.
+            self.inner
+                .outages
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .retain(|x| !back.contains(&x.name));
         }
-        Ok(back)
+        Ok(back.len())
     }
 
     /// The jobs this process runs.

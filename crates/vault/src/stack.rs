@@ -174,17 +174,19 @@ pub struct Outage {
     pub unopened: bool,
 }
 
-/// Whether a failure of this kind is a misconfiguration (refuse to start) rather than an
-/// outage (start without the provider).
-fn is_misconfiguration(kind: ErrorKind) -> bool {
-    matches!(kind, ErrorKind::PermissionDenied | ErrorKind::Config)
+/// Whether a failure is a misconfiguration (refuse to start) rather than an outage (start
+/// without the provider): refused credentials or permissions, whatever kind the provider
+/// crate gave them (a WebDAV 401 can arrive as "unexpected"), and bad settings.
+fn is_misconfiguration(e: &ProviderError) -> bool {
+    matches!(e.kind, ErrorKind::PermissionDenied | ErrorKind::Config)
+        || matches!(http_status(&e.message), Some(401 | 403))
 }
 
 /// Probes `b`; the round trip, or what failed and whether it is a misconfiguration.
 async fn check_one(s: &ProviderSpec, b: &Built) -> Result<Duration, (String, bool)> {
     match tokio::time::timeout(PROBE_DEADLINE, probe(&b.slot.provider)).await {
         Ok(Ok(r)) => Ok(r.round_trip),
-        Ok(Err(e)) => Err((describe_failure(s, &e), is_misconfiguration(e.kind))),
+        Ok(Err(e)) => Err((describe_failure(s, &e), is_misconfiguration(&e))),
         Err(_) => Err((
             format!(
                 "{} [{} at {}]: no answer within {PROBE_DEADLINE:?}{}",
@@ -220,7 +222,7 @@ pub async fn build_all_degraded(specs: &[ProviderSpec]) -> Result<(Vec<Built>, V
                     }),
                 )),
             },
-            Err(e) if is_misconfiguration(e.kind) => Err(describe_failure(s, &e)),
+            Err(e) if is_misconfiguration(&e) => Err(describe_failure(s, &e)),
             Err(e) => {
                 let reason = describe_failure(s, &e);
                 let stand_in = Arc::new(Unopened {

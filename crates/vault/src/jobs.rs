@@ -548,12 +548,10 @@ impl Vault {
                         })
                     });
                     since += 1;
-                    if (last_checkpoint.elapsed() >= CHECKPOINT_EVERY || since >= 100)
-                        && !self.checkpoint(&mut r).await?
-                    {
-                        return self.stopped(r).await;
-                    }
-                    if since >= 100 || last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+                    if last_checkpoint.elapsed() >= CHECKPOINT_EVERY || since >= 100 {
+                        if !self.checkpoint(&mut r).await? {
+                            return self.stopped(r).await;
+                        }
                         last_checkpoint = Instant::now();
                         since = 0;
                     }

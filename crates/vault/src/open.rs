@@ -352,14 +352,7 @@ impl Vault {
             }
         }
         if !back.is_empty() {
-            self.inner
-                .engine
-                .set_providers(providers.iter().map(|b| b.slot.clone()).collect())?;
-            *self
-                .inner
-                .providers
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = providers;
+            self.install(providers)?;
             // Only now: who sees the outage gone sees the provider in use.
             self.inner
                 .outages

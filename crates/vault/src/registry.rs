@@ -332,7 +332,8 @@ impl Vault {
         Ok(out)
     }
 
-    fn install(&self, providers: Vec<Built>) -> Result<()> {
+    /// Hands `providers` to the engine, then keeps them as the set in use.
+    pub(crate) fn install(&self, providers: Vec<Built>) -> Result<()> {
         self.inner
             .engine
             .set_providers(providers.iter().map(|b| b.slot.clone()).collect())?;

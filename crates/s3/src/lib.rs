@@ -19,6 +19,7 @@ mod auth;
 mod checksum;
 mod cors;
 mod errors;
+mod expect;
 mod gateway;
 #[cfg(test)]
 mod snapshots;
@@ -218,7 +219,11 @@ where
                     }
                 };
                 let _ = sock.set_nodelay(true);
-                let conn = http.serve_connection(TokioIo::new(sock), make());
+                // `100 Continue` also for bodiless requests that ask for it (see `expect`).
+                let pending = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let io = TokioIo::new(expect::ContinueIo::new(sock, pending.clone()));
+                let svc = expect::ExpectService { inner: make(), pending };
+                let conn = http.serve_connection(io, svc);
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {

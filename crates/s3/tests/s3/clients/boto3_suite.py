@@ -281,6 +281,40 @@ check(curl("-X", "DELETE", EP + "/boto/dir/obj").endswith(b"\n403"), "anonymous 
 s3.put_bucket_acl(Bucket="boto", ACL="private")
 check(curl(EP + "/boto/dir/obj").endswith(b"\n403"), "private again")
 
+# ---- Expect: 100-continue on an empty body, then a non-empty one on the same connection ----
+# botocore sends the expectation on every file-like PUT; a final answer without `100 Continue`
+# to the empty one used to poison the pooled connection (boto/botocore#3755): the next
+# response lost its headers (the ETag of an UploadPart).
+import io
+import logging
+
+
+class Defects(logging.Handler):
+    seen = []
+
+    def emit(self, record):
+        if "Failed to parse headers" in record.getMessage():
+            Defects.seen.append(record.getMessage())
+
+
+logging.getLogger("urllib3.connection").addHandler(Defects())
+one = boto3.client("s3", endpoint_url=EP, region_name="us-east-1",
+                   config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
+                                 retries={"max_attempts": 1}, max_pool_connections=1))
+up = one.create_multipart_upload(Bucket="boto", Key="expect/mp")["UploadId"]
+parts = []
+for n in range(1, 4):
+    one.put_object(Bucket="boto", Key=f"expect/empty{n}", Body=io.BytesIO(b""))
+    data = os.urandom(5 * 1024 * 1024 if n < 3 else 1000)
+    r = one.upload_part(Bucket="boto", Key="expect/mp", UploadId=up, PartNumber=n, Body=io.BytesIO(data))
+    check(r.get("ETag") == f'"{hashlib.md5(data).hexdigest()}"', f"part {n} ETag after an empty PUT: {r.get('ETag')}")
+    parts.append({"PartNumber": n, "ETag": r["ETag"]})
+    r = one.put_object(Bucket="boto", Key=f"expect/full{n}", Body=io.BytesIO(data[:4096]))
+    check(r.get("ETag") == f'"{hashlib.md5(data[:4096]).hexdigest()}"', f"PUT ETag after an empty PUT {n}")
+one.complete_multipart_upload(Bucket="boto", Key="expect/mp", UploadId=up, MultipartUpload={"Parts": parts})
+check(not Defects.seen, f"every response parsed: {Defects.seen[:1]}")
+check(one.head_object(Bucket="boto", Key="expect/empty1")["ContentLength"] == 0, "empty object stored")
+
 # ---- bad credentials ----
 bad = boto3.client("s3", endpoint_url=EP, region_name="us-east-1", config=cfg,
                    aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"], aws_secret_access_key="wrong")

@@ -61,6 +61,18 @@ async fn handle(
         }
         None => {}
     }
+    let known = matches!(path.as_str(), "/health" | "/ready" | "/metrics");
+    if known && req.method() != http::Method::GET && req.method() != http::Method::HEAD {
+        let mut r = text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{path} answers GET and HEAD only\n"),
+        );
+        r.headers_mut().insert(
+            http::header::ALLOW,
+            http::HeaderValue::from_static("GET, HEAD"),
+        );
+        return r;
+    }
     match path.as_str() {
         "/health" => text(StatusCode::OK, "ok\n".into()),
         "/ready" => match state.engine.meta().list_buckets().await {

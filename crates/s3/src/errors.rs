@@ -43,6 +43,95 @@ pub(crate) fn to_s3(e: EngineError) -> S3Error {
     err
 }
 
+/// What an error answer says when nothing more specific was given (S3's own wording where
+/// it has one): every error the gateway returns carries a `Message`.
+fn default_message(code: &str, status: http::StatusCode) -> String {
+    let m = match code {
+        "AccessDenied" => "Access Denied",
+        "AuthorizationHeaderMalformed" => "The authorization header you provided is invalid.",
+        "BadDigest" => "The Content-MD5 or checksum you specified did not match what we received.",
+        "EntityTooLarge" => "Your proposed upload exceeds the maximum allowed object size.",
+        "IncompleteBody" => {
+            "You did not provide the number of bytes specified by the Content-Length HTTP header."
+        }
+        "InternalError" => "We encountered an internal error. Please try again.",
+        "InvalidAccessKeyId" => "The AWS access key Id you provided does not exist in our records.",
+        "InvalidArgument" => "Invalid Argument",
+        "InvalidBucketName" => {
+            "The specified bucket is not valid: a bucket name has 3 to 63 characters (lowercase              letters, digits, '.' and '-'), begins and ends with a letter or digit, and is not              an IP address."
+        }
+        "InvalidDigest" => "The Content-MD5 or checksum you specified is not valid.",
+        "InvalidPart" => "One or more of the specified parts could not be found.",
+        "InvalidRange" => "The requested range is not satisfiable.",
+        "InvalidRequest" => "The request is not valid.",
+        "InvalidURI" => "Couldn't parse the specified URI.",
+        "KeyTooLongError" => "Your key is too long (at most 1024 bytes).",
+        "MalformedXML" => {
+            "The XML you provided was not well-formed or did not validate against our published schema."
+        }
+        "MalformedPOSTRequest" => {
+            "The body of your POST request is not well-formed multipart/form-data."
+        }
+        "MaxMessageLengthExceeded" => "Your request was too big.",
+        "MethodNotAllowed" => "The specified method is not allowed against this resource.",
+        "MissingContentLength" => "You must provide the Content-Length HTTP header.",
+        "NoSuchBucket" => "The specified bucket does not exist.",
+        "NoSuchKey" => "The specified key does not exist.",
+        "NoSuchUpload" => "The specified multipart upload does not exist.",
+        "NotImplemented" => {
+            "A header or operation you provided implies functionality that is not implemented."
+        }
+        "PreconditionFailed" => "At least one of the preconditions you specified did not hold.",
+        "RequestTimeTooSkewed" => {
+            "The difference between the request time and the server's time is too large."
+        }
+        "ServiceUnavailable" => "Too few storage providers answer right now; retry later.",
+        "SignatureDoesNotMatch" => {
+            "The request signature we calculated does not match the signature you provided.              Check your key and signing method."
+        }
+        "XAmzContentSHA256Mismatch" => {
+            "The provided 'x-amz-content-sha256' header does not match what was computed."
+        }
+        _ => return format!("{code} ({status})"),
+    };
+    m.to_string()
+}
+
+/// Adds a `Message` to an error answer that has none (s3s leaves it out for some of the
+/// errors it raises itself, e.g. `InvalidBucketName`, and clients then show "Unknown").
+pub(crate) fn ensure_message(resp: &mut http::Response<s3s::Body>) {
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return;
+    }
+    let Some(bytes) = resp.body().bytes() else {
+        return;
+    };
+    let Ok(xml) = std::str::from_utf8(&bytes) else {
+        return;
+    };
+    if xml.contains("<Message>") || !xml.contains("<Error>") {
+        return;
+    }
+    let Some((code_start, code_end)) = xml
+        .find("<Code>")
+        .and_then(|a| Some((a + 6, a + 6 + xml[a + 6..].find("</Code>")?)))
+    else {
+        return;
+    };
+    let code = &xml[code_start..code_end];
+    let message = crate::guard::xml_escape(&default_message(code, status));
+    let fixed = format!(
+        "{}</Code><Message>{message}</Message>{}",
+        &xml[..code_end],
+        &xml[code_end + "</Code>".len()..]
+    );
+    if let Ok(v) = http::HeaderValue::from_str(&fixed.len().to_string()) {
+        resp.headers_mut().insert(http::header::CONTENT_LENGTH, v);
+    }
+    *resp.body_mut() = s3s::Body::from(fixed);
+}
+
 /// What `Retry-After` says when providers are unavailable.
 const RETRY_AFTER_SECS: &str = "5";
 

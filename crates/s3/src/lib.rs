@@ -21,6 +21,7 @@ mod cors;
 mod errors;
 mod expect;
 mod gateway;
+mod guard;
 #[cfg(test)]
 mod snapshots;
 mod tagging;
@@ -52,6 +53,11 @@ pub struct GatewayConfig {
     pub max_header_bytes: usize,
     /// How long in-flight requests get to finish at shutdown.
     pub shutdown_grace: Duration,
+    /// Accept SigV2 requests (off by default: SigV4 only). When on, a SigV2 request's `Date`
+    /// must be within 15 minutes and a presigned SigV2 URL may live at most 7 days.
+    pub allow_sigv2: bool,
+    /// Largest body a single PUT may declare (S3: 5 GiB); larger objects use multipart.
+    pub max_object_bytes: u64,
 }
 
 impl GatewayConfig {
@@ -65,6 +71,8 @@ impl GatewayConfig {
             owner_id: "archipel".into(),
             max_header_bytes: 64 * 1024,
             shutdown_grace: Duration::from_secs(30),
+            allow_sigv2: false,
+            max_object_bytes: 5 * 1024 * 1024 * 1024,
         }
     }
 }
@@ -84,12 +92,35 @@ pub fn service(engine: Engine, config: &GatewayConfig) -> s3s::service::S3Servic
     let mut b = s3s::service::S3ServiceBuilder::new(gw);
     b.set_auth(auth::Auth::new(engine.clone(), config.clone()));
     b.set_access(auth::Access::new(engine, config.clone()));
+    b.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
+        s3s_limits(),
+    ))));
     if let Some(domain) = &config.domain
         && let Ok(host) = s3s::host::MultiDomain::new(&[domain.as_str()])
     {
         b.set_host(host);
     }
     b.build()
+}
+
+/// Largest XML request body (DeleteObjects of 1,000 keys, CompleteMultipartUpload of 10,000
+/// parts, configurations); beyond it `MaxMessageLengthExceeded`.
+pub const MAX_XML_BODY: usize = 4 * 1024 * 1024;
+
+/// Largest file of a browser-form POST: s3s holds it in memory (after authentication) before
+/// the upload starts, so it is kept small; larger uploads use PUT or multipart.
+pub const MAX_POST_OBJECT: u64 = 64 * 1024 * 1024;
+
+/// The limits s3s enforces, set explicitly (its defaults are 20 MB of XML, 5 GiB POST files).
+fn s3s_limits() -> s3s::config::S3Config {
+    let mut c = s3s::config::S3Config::default();
+    c.xml_max_body_size = MAX_XML_BODY;
+    c.post_object_max_file_size = MAX_POST_OBJECT;
+    c.form_max_field_size = guard::MAX_POST_PRE_DATA;
+    c.form_max_fields_size = guard::MAX_POST_PRE_DATA;
+    c.form_max_parts = 64;
+    c.presigned_url_max_skew_time_secs = 900;
+    c
 }
 
 /// The S3 service without authentication, for fuzzing the routing and parsing layers (and
@@ -109,18 +140,14 @@ pub async fn serve(
 ) -> Result<(), GatewayError> {
     let svc = service(engine.clone(), &config);
     let ids = Arc::new(RequestIds::new());
-    serve_http(
-        listener,
-        shutdown,
-        config.max_header_bytes,
-        config.shutdown_grace,
-        move || {
-            let (svc, ids, engine) = (svc.clone(), ids.clone(), engine.clone());
-            hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                handle(svc.clone(), engine.clone(), ids.next(), req)
-            })
-        },
-    )
+    let (header_bytes, grace) = (config.max_header_bytes, config.shutdown_grace);
+    let config = Arc::new(config);
+    serve_http(listener, shutdown, header_bytes, grace, move || {
+        let (svc, ids, engine, config) = (svc.clone(), ids.clone(), engine.clone(), config.clone());
+        hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+            handle(svc.clone(), engine.clone(), config.clone(), ids.next(), req)
+        })
+    })
     .await
 }
 
@@ -129,6 +156,7 @@ pub async fn serve(
 async fn handle(
     svc: s3s::service::S3Service,
     engine: Engine,
+    config: Arc<GatewayConfig>,
     id: String,
     req: http::Request<hyper::body::Incoming>,
 ) -> Result<http::Response<s3s::Body>, s3s::HttpError> {
@@ -142,13 +170,30 @@ async fn handle(
     let mut resp = if method == http::Method::OPTIONS {
         cors::preflight(&engine, &path, req.headers()).await
     } else {
-        hyper::service::Service::call(&svc, req).await?
+        let (parts, body) = req.into_parts();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        // Refusals that must come before s3s reads or buffers anything (see `guard`).
+        let body = match guard::check_head(&parts, &config, now) {
+            Err(refusal) => Err(refusal),
+            Ok(()) if guard::is_form_post(&parts) => guard::form_post(&parts, body, &config).await,
+            Ok(()) => Ok(s3s::Body::from(body)),
+        };
+        match body {
+            Ok(body) => svc.call(http::Request::from_parts(parts, body)).await?,
+            Err(refusal) => {
+                tracing::debug!(request_id = %id, code = refusal.code, "refused before parsing");
+                refusal.response()
+            }
+        }
     };
     if let Some(origin) = origin
         && method != http::Method::OPTIONS
     {
         cors::decorate(&engine, &path, &method, &origin, resp.headers_mut()).await;
     }
+    errors::ensure_message(&mut resp);
     // Every answer carries a request id, for logs and support.
     if let Ok(v) = http::HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-amz-request-id", v);

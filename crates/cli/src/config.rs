@@ -139,6 +139,7 @@ struct ServerSection {
     data_dir: Option<Str>,
     region: Option<Str>,
     domain: Option<Str>,
+    allow_sigv2: Option<bool>,
     root_access_key: Option<Str>,
     root_secret_key: Option<Str>,
 }
@@ -391,6 +392,7 @@ fn resolve(
         data_dir,
         region: s.region.map_or_else(|| DEFAULT_REGION.to_string(), |r| r.0),
         domain: s.domain.map(|d| d.0),
+        allow_sigv2: s.allow_sigv2.unwrap_or(false),
         root_credentials,
         meta,
         key,

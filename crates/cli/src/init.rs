@@ -152,6 +152,9 @@ pub(crate) fn render(args: &InitArgs, cwd: &Path) -> anyhow::Result<String> {
     w("# generated once into <data_dir>/credentials.");
     w("# root_access_key = \"${ARCHIPEL_ROOT_ACCESS_KEY}\"");
     w("# root_secret_key = \"${ARCHIPEL_ROOT_SECRET_KEY}\"");
+    w("# Accept legacy SigV2-signed requests (replayable within 15 minutes, HMAC-SHA1); SigV4");
+    w("# only by default.");
+    w("# allow_sigv2 = false");
     w("");
     w("[meta]");
     w("# Where the index of buckets and objects lives. Omit `url` for the embedded store in");

@@ -90,15 +90,34 @@ enum Command {
     Demo(demo::DemoArgs),
 }
 
-/// Logs to standard error, filtered by `RUST_LOG` (default `default`).
+/// Logs to standard error, filtered by `RUST_LOG` (default `default`). Whatever `RUST_LOG`
+/// says, the debug and trace events of the HTTP and S3 protocol crates are never logged: s3s
+/// logs expected signatures and request details there, which would let a reader of the logs
+/// mint or replay requests (docs/security.md, "Logs").
 fn init_logging(default: &str) {
+    use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
+    let never_secrets = tracing_subscriber::filter::filter_fn(|m| !may_carry_secrets(m));
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_writer(std::io::stderr)
+                .with_filter(filter)
+                .with_filter(never_secrets),
+        )
         .try_init();
+}
+
+/// Debug and trace output of the crates that see raw requests (signatures, presigned queries,
+/// authorization headers).
+fn may_carry_secrets(m: &tracing::Metadata<'_>) -> bool {
+    const RAW_REQUEST_CRATES: [&str; 4] = ["s3s", "hyper", "hyper_util", "h2"];
+    *m.level() > tracing::Level::INFO
+        && RAW_REQUEST_CRATES
+            .iter()
+            .any(|c| m.target() == *c || m.target().starts_with(&format!("{c}::")))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -137,6 +156,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> std::process::ExitCode {
+    // Everything Archipel creates (data directory, index, demo providers, configuration that
+    // may hold credentials) is its owner's only: files 0600, directories 0700.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

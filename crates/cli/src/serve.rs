@@ -197,9 +197,23 @@ pub(crate) fn banner(
     }
     line(String::new());
     let (secret_shown, secret_env) = match &c.origin {
+        CredentialsOrigin::Generated(path) => {
+            // Shown this once: later starts point at the file instead (logs keep banners).
+            line(format!(
+                "root credentials (generated now, kept in {}; the secret is shown only this once):",
+                path.display()
+            ));
+            (c.secret_key.to_string(), shell_quote(c.secret_key.as_str()))
+        }
         CredentialsOrigin::File(path) => {
             line(format!("root credentials (kept in {}):", path.display()));
-            (c.secret_key.to_string(), shell_quote(c.secret_key.as_str()))
+            (
+                format!("(in {}; shown only when generated)", path.display()),
+                format!(
+                    "\"$(sed -n 's/^secret_access_key = \"\\(.*\\)\"$/\\1/p' {})\"",
+                    shell_quote(&path.display().to_string())
+                ),
+            )
         }
         CredentialsOrigin::Env => {
             line(
@@ -295,6 +309,12 @@ async fn serve_vault(settings: &Settings, vault: &Vault) -> anyhow::Result<()> {
     );
     gateway.region = settings.region.clone();
     gateway.domain = settings.domain.clone();
+    gateway.allow_sigv2 = settings.allow_sigv2;
+    if settings.allow_sigv2 {
+        tracing::warn!(
+            "[server] allow_sigv2 = true: SigV2 requests are accepted (Date within 15 minutes, presigned URLs up to 7 days)"
+        );
+    }
 
     let signal = shutdown_signal()?;
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -177,11 +177,15 @@ impl Drop for Server {
 
 /// A plain HTTP/1.1 GET on 127.0.0.1: (status code, body).
 fn http_get(port: u16, path: &str) -> (u16, String) {
+    http_req(port, "GET", path)
+}
+
+fn http_req(port: u16, method: &str, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut raw = String::new();
@@ -278,13 +282,53 @@ fn zero_config_serve_prints_credentials_answers_health_and_restarts_on_the_same_
     assert!(!ok);
     assert!(err.contains("in use by another archipel process"), "{err}");
 
+    assert!(
+        first.banner.contains("shown only this once"),
+        "{}",
+        first.banner
+    );
     let log = first.stop();
     assert!(log.contains("stopped"), "{log}");
 
     // Restart: same key, same credentials, no new vault.
     let second = Server::start(tmp.path(), &["--data-dir", data_arg], &[]);
     assert_eq!(second.banner_value("access key id:"), access);
-    assert_eq!(second.banner_value("secret access key:"), secret);
+    // The secret was shown once, when generated; a restart names the file instead (banners
+    // end up in journald and container logs).
+    assert!(
+        !second.banner.contains(&secret),
+        "the secret is printed again:\n{}",
+        second.banner
+    );
+    assert!(
+        second
+            .banner_value("secret access key:")
+            .contains("shown only when generated"),
+        "{}",
+        second.banner
+    );
+    // The example still works: it reads the secret from the file with sed.
+    let example = second
+        .banner
+        .lines()
+        .map(str::trim)
+        .find(|l| l.contains("aws --endpoint-url"))
+        .unwrap()
+        .to_string();
+    let sh = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(
+            example
+                .split(" aws --endpoint-url")
+                .next()
+                .unwrap()
+                .to_string()
+                + " sh -c 'printf %s \"$AWS_SECRET_ACCESS_KEY\"'",
+        )
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&sh.stdout), secret, "{example}");
     assert!(!second.banner.contains("created now"), "{}", second.banner);
     assert_eq!(std::fs::read_to_string(data.join("key")).unwrap(), key);
     assert_eq!(http_get(second.admin_port, "/health").0, 200);
@@ -1051,4 +1095,224 @@ shards per operator: self 5
     assert!(!ok);
     assert!(err.contains("unavailable"), "{err}");
     assert!(!tmp.path().join("x").exists());
+}
+
+/// Issue 14: the index and everything else in the data directory are the owner's only, and an
+/// existing data directory open to others is tightened (with a warning).
+#[cfg(unix)]
+#[test]
+fn every_file_in_the_data_dir_is_owner_only_and_an_open_data_dir_is_tightened() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("open-data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let srv = Server::start(tmp.path(), &["--data-dir", data.to_str().unwrap()], &[]);
+    // A bucket and an object: the index, its WAL, pack files in the demo providers.
+    let aws_env = [
+        ("AWS_ACCESS_KEY_ID", srv.banner_value("access key id:")),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            srv.banner_value("secret access key:"),
+        ),
+    ];
+    if let Some(curl) = archipel_testkit::require_tool("curl", "the data-dir permission test") {
+        let user = format!("{}:{}", aws_env[0].1, aws_env[1].1);
+        let url = format!("http://127.0.0.1:{}/perm-bucket", srv.port);
+        for (method, u, data_arg) in [
+            ("PUT", url.clone(), None),
+            ("PUT", format!("{url}/obj"), Some("hello")),
+        ] {
+            let mut c = Command::new(&curl);
+            c.args([
+                "-sf",
+                "-X",
+                method,
+                "--aws-sigv4",
+                "aws:amz:us-east-1:s3",
+                "--user",
+                &user,
+                "-H",
+                "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+                &u,
+            ]);
+            if let Some(d) = data_arg {
+                c.args(["--data-binary", d]);
+            }
+            let out = c.output().unwrap();
+            assert!(
+                out.status.success(),
+                "{method} {u}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    let mut exposed = Vec::new();
+    let mut stack = vec![data.clone()];
+    let mut files = 0;
+    while let Some(d) = stack.pop() {
+        if mode(&d) & 0o077 != 0 {
+            exposed.push(format!("{} {:o}", d.display(), mode(&d)));
+        }
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files += 1;
+                if mode(&p) & 0o077 != 0 {
+                    exposed.push(format!("{} {:o}", p.display(), mode(&p)));
+                }
+            }
+        }
+    }
+    assert!(files > 5, "the walk found the vault's files");
+    assert!(data.join("meta").join("meta.sqlite3").is_file());
+    assert!(exposed.is_empty(), "readable by others: {exposed:#?}");
+    let log = srv.stop();
+    assert!(
+        log.contains("was accessible by other users (mode 755)"),
+        "{log}"
+    );
+}
+
+/// Issue 14: two gateways given different `--listen` ports get different admin ports (the S3
+/// port + 1), printed in the banner; and the admin endpoints answer GET and HEAD only.
+#[test]
+fn a_listen_port_moves_the_admin_port_next_to_it_and_admin_endpoints_take_get_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A free port whose successor is free too.
+    let port = loop {
+        let p = free_port();
+        if p < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            break p;
+        }
+    };
+    let data = tmp.path().join("d");
+    let mut child = archipel()
+        .args(["serve", "--data-dir", data.to_str().unwrap(), "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .current_dir(tmp.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.contains("aws --endpoint-url") {
+            break;
+        }
+    }
+    let admin = port + 1;
+    assert!(
+        banner.contains(&format!("admin: http://127.0.0.1:{admin}")),
+        "{banner}"
+    );
+    assert!(wait_listening(admin, Duration::from_secs(10)));
+    assert_eq!(http_get(admin, "/health").0, 200);
+    assert_eq!(http_req(admin, "HEAD", "/health").0, 200);
+    for (method, path) in [
+        ("POST", "/health"),
+        ("DELETE", "/ready"),
+        ("PUT", "/metrics"),
+    ] {
+        assert_eq!(http_req(admin, method, path).0, 405, "{method} {path}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Issue 14: with `RUST_LOG=trace`, the log of a signed request, a refused one and a
+/// presigned URL contains no signature, secret, authorization header or presigned query.
+#[test]
+fn trace_logs_hold_no_signature_secret_or_presigned_query() {
+    let Some(aws) = archipel_testkit::require_tool("aws", "the log-secrecy test") else {
+        return;
+    };
+    let Some(curl) = archipel_testkit::require_tool("curl", "the log-secrecy test") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    let srv = Server::start(
+        tmp.path(),
+        &["--data-dir", data.to_str().unwrap()],
+        &[("RUST_LOG", "trace")],
+    );
+    let access = srv.banner_value("access key id:");
+    let secret = srv.banner_value("secret access key:");
+    let endpoint = format!("http://127.0.0.1:{}", srv.port);
+    // aws cli v1 presigns with SigV2 unless told otherwise; the gateway takes SigV4 only.
+    let aws_config = tmp.path().join("aws-config");
+    std::fs::write(&aws_config, "[default]\ns3 =\n  signature_version = s3v4\n").unwrap();
+    let aws_run = |secret: &str, args: &[&str]| {
+        Command::new(&aws)
+            .args(["--endpoint-url", &endpoint])
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", &access)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", &aws_config)
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .current_dir(tmp.path())
+            .output()
+            .unwrap()
+    };
+    assert!(
+        aws_run(&secret, &["s3", "mb", "s3://logs"])
+            .status
+            .success()
+    );
+    std::fs::write(tmp.path().join("f"), b"log me not").unwrap();
+    assert!(
+        aws_run(&secret, &["s3", "cp", "f", "s3://logs/f"])
+            .status
+            .success()
+    );
+    // Refused: a wrong secret (s3s logs the expected signature at debug).
+    assert!(
+        !aws_run(
+            "wrong-secret-0000000000000000000000000000",
+            &["s3", "ls", "s3://logs"]
+        )
+        .status
+        .success()
+    );
+    // A presigned URL, fetched.
+    let url = aws_run(
+        &secret,
+        &["s3", "presign", "s3://logs/f", "--expires-in", "300"],
+    );
+    let url = String::from_utf8_lossy(&url.stdout).trim().to_string();
+    let got = Command::new(&curl).args(["-s", &url]).output().unwrap();
+    assert_eq!(got.stdout, b"log me not");
+    let presigned_sig = url
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("X-Amz-Signature="))
+        .unwrap()
+        .to_string();
+    let log = srv.stop();
+    assert!(
+        log.contains("TRACE") || log.contains("DEBUG"),
+        "RUST_LOG=trace took effect"
+    );
+    for (what, needle) in [
+        ("the root secret", secret.as_str()),
+        ("a presigned signature", presigned_sig.as_str()),
+        ("a presigned query", "X-Amz-Signature"),
+        ("an authorization header", "AWS4-HMAC-SHA256 Credential"),
+        ("s3s's signature mismatch report", "signature mismatch"),
+    ] {
+        assert!(!log.contains(needle), "the log holds {what}: {needle}");
+    }
+    assert!(
+        !log.lines()
+            .any(|l| l.contains(" s3s") && (l.contains("DEBUG") || l.contains("TRACE"))),
+        "s3s debug output reached the log"
+    );
 }

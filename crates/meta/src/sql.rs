@@ -196,6 +196,31 @@ fn sqlite_url(path: &Path) -> String {
     url
 }
 
+/// Makes `dir` 0700 and the named files in it 0600, creating the first (empty) if missing.
+fn restrict_to_owner(dir: &std::path::Path, files: &[&str]) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        if let Some(first) = files.first() {
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(dir.join(first));
+        }
+        for f in files {
+            let p = dir.join(f);
+            if p.exists() {
+                let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (dir, files);
+}
+
 impl SqlMetaStore {
     /// Opens (creating if needed) the embedded store in `options.dir`, applies migrations and
     /// starts the writer task. The directory is locked against a second process.
@@ -218,6 +243,18 @@ impl SqlMetaStore {
                 path: lock_path.display().to_string(),
             });
         }
+        // The index holds bucket names, keys, metadata and tags in clear: owner-only. SQLite
+        // gives its -wal and -shm files the database file's mode, so creating that file 0600
+        // (and tightening what exists) covers all three.
+        restrict_to_owner(
+            &options.dir,
+            &[
+                "meta.sqlite3",
+                "meta.sqlite3-wal",
+                "meta.sqlite3-shm",
+                "meta.lock",
+            ],
+        );
         let url = sqlite_url(&options.dir.join("meta.sqlite3"));
         let mut writer = AnyConnection::connect(&url).await.map_err(db(op))?;
         // WAL: readers never block the writer. FULL: the WAL is fsynced at every commit, so an

@@ -239,6 +239,8 @@ pub struct VaultSpec {
     pub region: String,
     /// Domain for virtual-hosted-style requests.
     pub domain: Option<String>,
+    /// Accept SigV2-signed requests (`[server] allow_sigv2`; off: SigV4 only).
+    pub allow_sigv2: bool,
     /// Root credentials from the file (else the environment, else the data directory).
     pub root_credentials: Option<(String, Zeroizing<String>)>,
     /// The metadata store.
@@ -306,6 +308,7 @@ impl VaultSpec {
             data_dir: data_dir.to_path_buf(),
             region: DEFAULT_REGION.into(),
             domain: None,
+            allow_sigv2: false,
             root_credentials: None,
             meta: MetaSpec::Embedded(data_dir.join("meta")),
             key: KeySpec::default(),
@@ -314,10 +317,23 @@ impl VaultSpec {
         })
     }
 
-    /// Applies command-line overrides.
+    /// Applies command-line overrides. A `--listen` without `--admin-listen`, over the default
+    /// admin address, moves the admin listener next to it (same IP, port + 1; any free port
+    /// when the S3 port is 0 or the last one), so that gateways started with different S3
+    /// ports do not collide on the default admin port.
     pub fn override_with(&mut self, listen: Option<SocketAddr>, admin_listen: Option<Listen>) {
         if let Some(l) = listen {
             self.listen = l;
+            let default_admin = parse_const::<SocketAddr>(DEFAULT_ADMIN_LISTEN).ok();
+            if admin_listen.is_none()
+                && matches!(self.admin_listen, Listen::At(a) if Some(a) == default_admin)
+            {
+                let port = match l.port() {
+                    0 | u16::MAX => 0,
+                    p => p + 1,
+                };
+                self.admin_listen = Listen::At(SocketAddr::new(l.ip(), port));
+            }
         }
         if let Some(a) = admin_listen {
             self.admin_listen = a;
@@ -459,5 +475,36 @@ impl StoredProvider {
             put_timeout: Duration::from_millis(self.put_timeout_ms.max(1)),
             inject_latency: Duration::from_millis(self.inject_latency_ms),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn a_listen_override_moves_the_default_admin_port_next_to_it() {
+        let dir = std::path::Path::new("/tmp/x");
+        let mut s = VaultSpec::zero_config(dir).unwrap();
+        s.override_with(Some("127.0.0.1:9100".parse().unwrap()), None);
+        assert_eq!(
+            s.admin_listen,
+            Listen::At("127.0.0.1:9101".parse().unwrap())
+        );
+        let mut s = VaultSpec::zero_config(dir).unwrap();
+        s.override_with(Some("[::1]:0".parse().unwrap()), None);
+        assert_eq!(s.admin_listen, Listen::At("[::1]:0".parse().unwrap()));
+        // An explicit admin address wins, and a configured (non-default) one stays.
+        let mut s = VaultSpec::zero_config(dir).unwrap();
+        s.override_with(Some("127.0.0.1:9100".parse().unwrap()), Some(Listen::Off));
+        assert_eq!(s.admin_listen, Listen::Off);
+        let mut s = VaultSpec::zero_config(dir).unwrap();
+        s.admin_listen = Listen::At("127.0.0.1:7000".parse().unwrap());
+        s.override_with(Some("127.0.0.1:9100".parse().unwrap()), None);
+        assert_eq!(
+            s.admin_listen,
+            Listen::At("127.0.0.1:7000".parse().unwrap())
+        );
     }
 }

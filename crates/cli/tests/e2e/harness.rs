@@ -91,6 +91,27 @@ fn banner_value(banner: &str, label: &str) -> String {
         .to_string()
 }
 
+/// The root secret: printed when generated, else read from the credentials file the banner
+/// names (the secret is shown once only).
+fn secret_from_banner(banner: &str, cwd: &Path) -> String {
+    let shown = banner_value(banner, "secret access key:");
+    let Some(rest) = shown.strip_prefix("(in ") else {
+        return shown;
+    };
+    let path = rest.split(';').next().unwrap();
+    let path = if Path::new(path).is_absolute() {
+        PathBuf::from(path)
+    } else {
+        cwd.join(path)
+    };
+    let text = std::fs::read_to_string(&path).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("secret_access_key = "))
+        .unwrap()
+        .trim_matches('"')
+        .to_string()
+}
+
 impl Server {
     /// Starts `archipel serve --data-dir DATA --listen 127.0.0.1:<free> --admin-listen off` (the
     /// README's run command, on a free port), and waits for its banner.
@@ -169,7 +190,7 @@ impl Server {
             .unwrap()
             .to_string();
         server.access_key = banner_value(&b, "access key id:");
-        server.secret_key = banner_value(&b, "secret access key:");
+        server.secret_key = secret_from_banner(&b, dir);
         server.example = b
             .lines()
             .map(str::trim)

@@ -455,9 +455,39 @@ impl Engine {
         Ok(())
     }
 
-    /// Deletes an empty bucket.
+    /// Deletes a bucket that holds no objects, aborting the multipart uploads still open in
+    /// it (as S3 does; their parts' shards go to the GC queue). A bucket with objects is
+    /// refused (`BucketNotEmpty`) and keeps its uploads.
     pub async fn delete_bucket(&self, bucket: &str) -> Result<()> {
-        self.inner.meta.delete_bucket(&bucket_name(bucket)?).await?;
+        let name = bucket_name(bucket)?;
+        let any = archipel_meta::ListQuery {
+            max_keys: 1,
+            ..archipel_meta::ListQuery::default()
+        };
+        if !self.inner.meta.list(&name, &any).await?.objects.is_empty() {
+            return Err(archipel_meta::MetaError::BucketNotEmpty { bucket: name }.into());
+        }
+        loop {
+            let query = archipel_meta::UploadQuery {
+                max_uploads: archipel_meta::MAX_PAGE,
+                ..archipel_meta::UploadQuery::default()
+            };
+            let page = self.inner.meta.list_uploads(&name, &query).await?;
+            if page.uploads.is_empty() {
+                break;
+            }
+            for u in &page.uploads {
+                match self
+                    .abort_upload(bucket, u.upload.key.as_str(), u.upload.upload_id.as_str())
+                    .await
+                {
+                    Ok(()) | Err(EngineError::NoSuchUpload { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        // Still refused if an object or an upload arrived meanwhile.
+        self.inner.meta.delete_bucket(&name).await?;
         Ok(())
     }
 

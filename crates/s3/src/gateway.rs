@@ -574,9 +574,12 @@ impl S3 for Gateway {
                 // Its settings go with its record.
                 ok(DeleteBucketOutput::default())
             }
-            Err(EngineError::Meta(archipel_meta::MetaError::BucketNotEmpty { .. })) => Err(
-                s3_error!(BucketNotEmpty, "the bucket holds objects or uploads"),
-            ),
+            Err(EngineError::Meta(archipel_meta::MetaError::BucketNotEmpty { .. })) => {
+                Err(s3_error!(
+                    BucketNotEmpty,
+                    "The bucket you tried to delete is not empty: it holds objects"
+                ))
+            }
             Err(e) => Err(to_s3(e)),
         }
     }

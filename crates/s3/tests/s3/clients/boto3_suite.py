@@ -315,6 +315,28 @@ one.complete_multipart_upload(Bucket="boto", Key="expect/mp", UploadId=up, Multi
 check(not Defects.seen, f"every response parsed: {Defects.seen[:1]}")
 check(one.head_object(Bucket="boto", Key="expect/empty1")["ContentLength"] == 0, "empty object stored")
 
+# ---- DeleteBucket: a bucket holding only unfinished uploads is deleted with them ----
+s3.create_bucket(Bucket="uploads-only")
+up = s3.create_multipart_upload(Bucket="uploads-only", Key="big")["UploadId"]
+s3.upload_part(Bucket="uploads-only", Key="big", UploadId=up, PartNumber=1, Body=b"x" * 1000)
+s3.create_multipart_upload(Bucket="uploads-only", Key="other")
+s3.delete_bucket(Bucket="uploads-only")
+check("uploads-only" not in [b["Name"] for b in s3.list_buckets()["Buckets"]], "bucket with only uploads deleted")
+check(error_code(s3.list_multipart_uploads, Bucket="uploads-only")[0] == "NoSuchBucket", "its uploads went with it")
+# ... but a bucket with an object keeps both and says why.
+s3.create_bucket(Bucket="obj-and-upload")
+s3.put_object(Bucket="obj-and-upload", Key="o", Body=b"o")
+up = s3.create_multipart_upload(Bucket="obj-and-upload", Key="u")["UploadId"]
+try:
+    s3.delete_bucket(Bucket="obj-and-upload")
+    check(False, "a bucket with an object was deleted")
+except ClientError as e:
+    check(e.response["Error"]["Code"] == "BucketNotEmpty" and e.response["Error"].get("Message"), f"BucketNotEmpty: {e.response['Error']}")
+check(len(s3.list_multipart_uploads(Bucket="obj-and-upload").get("Uploads", [])) == 1, "its upload stays")
+s3.abort_multipart_upload(Bucket="obj-and-upload", Key="u", UploadId=up)
+s3.delete_object(Bucket="obj-and-upload", Key="o")
+s3.delete_bucket(Bucket="obj-and-upload")
+
 # ---- bad credentials ----
 bad = boto3.client("s3", endpoint_url=EP, region_name="us-east-1", config=cfg,
                    aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"], aws_secret_access_key="wrong")

@@ -48,6 +48,17 @@ impl Refusal {
         }
     }
 
+    /// Too many requests at once (`max`): S3's `SlowDown`, retried by clients.
+    pub(crate) fn slow_down(max: usize) -> Self {
+        Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SlowDown",
+            format!(
+                "Please reduce your request rate: this gateway serves at most {max} requests at once."
+            ),
+        )
+    }
+
     /// The S3 error document for this refusal.
     pub(crate) fn response(&self) -> http::Response<s3s::Body> {
         let xml = format!(
@@ -493,6 +504,39 @@ pub(crate) async fn form_post(
     Ok(s3s::Body::http_body(http_body_util::StreamBody::new(
         stream,
     )))
+}
+
+/// The guard over untrusted bytes, for the fuzz target: `data` is split into a request head
+/// (`METHOD URI`, then `name: value` lines) and a form body; every check runs on them.
+#[cfg(feature = "fuzzing")]
+pub fn fuzz_guard(data: &[u8]) {
+    let (head, body) = match data.iter().position(|b| *b == 0) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &[][..]),
+    };
+    let head = String::from_utf8_lossy(head);
+    let mut lines = head.lines();
+    let Some((method, uri)) = lines.next().and_then(|l| l.split_once(' ')) else {
+        return;
+    };
+    let mut b = http::Request::builder().method(method).uri(uri);
+    for l in lines {
+        if let Some((k, v)) = l.split_once(':') {
+            b = b.header(k.trim(), v.trim());
+        }
+    }
+    let Ok(req) = b.body(()) else { return };
+    let (parts, ()) = req.into_parts();
+    for allow in [false, true] {
+        let mut c = GatewayConfig::new("AK", "SK");
+        c.allow_sigv2 = allow;
+        let _ = check_head(&parts, &c, 1_800_000_000);
+    }
+    let _ = is_form_post(&parts);
+    if let Some(boundary) = boundary(&parts) {
+        let _ = form_fields(body, &boundary);
+    }
+    let _ = form_fields(body, "XyZ");
 }
 
 #[cfg(test)]

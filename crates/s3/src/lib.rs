@@ -58,6 +58,10 @@ pub struct GatewayConfig {
     pub allow_sigv2: bool,
     /// Largest body a single PUT may declare (S3: 5 GiB); larger objects use multipart.
     pub max_object_bytes: u64,
+    /// Requests served at once (each holds its slot until its response body is sent); beyond
+    /// it a request is answered `503 SlowDown` at once, which clients retry with backoff.
+    /// Bounds the gateway's memory: each request's buffers are bounded (stripes, not objects).
+    pub max_requests: usize,
 }
 
 impl GatewayConfig {
@@ -73,6 +77,7 @@ impl GatewayConfig {
             shutdown_grace: Duration::from_secs(30),
             allow_sigv2: false,
             max_object_bytes: 5 * 1024 * 1024 * 1024,
+            max_requests: 128,
         }
     }
 }
@@ -102,6 +107,10 @@ pub fn service(engine: Engine, config: &GatewayConfig) -> s3s::service::S3Servic
     }
     b.build()
 }
+
+/// The request guard over untrusted bytes (fuzz target `request_guard`).
+#[cfg(feature = "fuzzing")]
+pub use guard::fuzz_guard;
 
 /// Largest XML request body (DeleteObjects of 1,000 keys, CompleteMultipartUpload of 10,000
 /// parts, configurations); beyond it `MaxMessageLengthExceeded`.
@@ -141,14 +150,77 @@ pub async fn serve(
     let svc = service(engine.clone(), &config);
     let ids = Arc::new(RequestIds::new());
     let (header_bytes, grace) = (config.max_header_bytes, config.shutdown_grace);
+    let slots = Arc::new(tokio::sync::Semaphore::new(config.max_requests.max(1)));
     let config = Arc::new(config);
     serve_http(listener, shutdown, header_bytes, grace, move || {
         let (svc, ids, engine, config) = (svc.clone(), ids.clone(), engine.clone(), config.clone());
+        let slots = slots.clone();
         hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-            handle(svc.clone(), engine.clone(), config.clone(), ids.next(), req)
+            let (svc, engine, config, id) =
+                (svc.clone(), engine.clone(), config.clone(), ids.next());
+            let slot = slots.clone().try_acquire_owned();
+            async move {
+                let Ok(slot) = slot else {
+                    return Ok::<_, s3s::HttpError>(slow_down(&id, config.max_requests));
+                };
+                let resp = handle(svc, engine, config, id, req).await?;
+                // The slot is held until the response body is sent (a GET streams stripes).
+                Ok(if resp.body().bytes().is_some() {
+                    resp
+                } else {
+                    resp.map(|body| s3s::Body::http_body(Held { body, _slot: slot }))
+                })
+            }
         })
     })
     .await
+}
+
+static SLOW_DOWNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Requests this process answered `503 SlowDown` because `max_requests` were being served.
+pub fn slow_downs() -> u64 {
+    SLOW_DOWNS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// `503 SlowDown`: more than `max` requests at once.
+fn slow_down(id: &str, max: usize) -> http::Response<s3s::Body> {
+    SLOW_DOWNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut resp = guard::Refusal::slow_down(max).response();
+    resp.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from_static("1"),
+    );
+    if let Ok(v) = http::HeaderValue::from_str(id) {
+        resp.headers_mut().insert("x-amz-request-id", v);
+    }
+    resp
+}
+
+/// A response body that keeps its request's slot until it is sent (or dropped).
+struct Held {
+    body: s3s::Body,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl hyper::body::Body for Held {
+    type Data = bytes::Bytes;
+    type Error = s3s::StdError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// One request: CORS preflights are answered here (browsers send them unauthenticated);

@@ -34,6 +34,11 @@ impl Drop for Server {
 
 /// Starts a gateway over a fresh vault.
 pub(crate) async fn start() -> Server {
+    start_with(|_| {}).await
+}
+
+/// Starts a gateway over a fresh vault, its configuration changed by `tweak`.
+pub(crate) async fn start_with(tweak: impl FnOnce(&mut archipel_s3::GatewayConfig)) -> Server {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().to_path_buf();
     let meta = Arc::new(
@@ -70,7 +75,8 @@ pub(crate) async fn start() -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (stop, stopped) = oneshot::channel::<()>();
-    let config = archipel_s3::GatewayConfig::new(ACCESS_KEY, SECRET_KEY);
+    let mut config = archipel_s3::GatewayConfig::new(ACCESS_KEY, SECRET_KEY);
+    tweak(&mut config);
     let e = engine.clone();
     tokio::spawn(async move {
         archipel_s3::serve(e, config, listener, async move {

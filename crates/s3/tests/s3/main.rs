@@ -8,6 +8,7 @@ mod harness;
 mod awscli;
 mod boto3;
 mod conditional;
+mod limits;
 mod rclone;
 mod restic;
 mod s3cmd;

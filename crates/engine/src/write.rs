@@ -40,8 +40,11 @@ use crate::read::{RepairNote, read_segment};
 /// The error a shard writer gets when the write stops elsewhere (body failed, quorum lost).
 const ABANDONED: &str = "shard abandoned before its end (the write failed elsewhere)";
 
+/// Whether a writer failed only because the write stopped elsewhere. A remote provider (its
+/// HTTP client, its retry layer) may wrap the body's error in its own, so the text is looked
+/// for anywhere in the message, whatever the kind: such a provider was reachable.
 fn abandoned(e: &ProviderError) -> bool {
-    e.kind() == ErrorKind::Other && e.message == ABANDONED
+    e.message.contains(ABANDONED)
 }
 
 /// Bodies up to this size are hashed on the encoder thread (a second thread costs more than
@@ -442,8 +445,11 @@ async fn encode_and_write(
                 .put(&t.blob, PutBody::Stream(stream.boxed()), PutMode::Overwrite)
                 .await
                 .map(|_| ());
+            // A writer stopped because the write failed elsewhere says nothing about its
+            // provider's health.
             if let Err(e) = &r
                 && e.kind() != ErrorKind::Other
+                && !abandoned(e)
             {
                 inner.health.record_error(&t.provider);
             }
@@ -656,6 +662,23 @@ fn encode_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_writer_stopped_elsewhere_counts_as_reachable_even_when_its_provider_wraps_the_error() {
+        let own = ProviderError::new(ErrorKind::Other, "p1", "put", Some("b"), ABANDONED);
+        assert!(abandoned(&own));
+        // As a remote provider reports it: its HTTP client saw the body stream fail.
+        let wrapped = ProviderError::new(
+            ErrorKind::Unavailable,
+            "p2",
+            "put",
+            Some("b"),
+            format!("Unexpected (temporary) at write, context: {{ body: {own} }}"),
+        );
+        assert!(abandoned(&wrapped));
+        let real = ProviderError::new(ErrorKind::Unavailable, "p3", "put", Some("b"), "refused");
+        assert!(!abandoned(&real));
+    }
 
     #[test]
     fn blob_names_round_trip_and_reveal_nothing_but_the_segment() {

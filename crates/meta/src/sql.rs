@@ -69,15 +69,23 @@ pub struct EmbeddedOptions {
     pub readers: u32,
     /// The most mutations one group commit takes.
     pub max_batch: usize,
+    /// SQLite page cache of the writer connection, in KiB.
+    pub writer_cache_kib: u32,
+    /// SQLite page cache of each read connection, in KiB.
+    pub reader_cache_kib: u32,
 }
 
 impl EmbeddedOptions {
-    /// Defaults for a data directory: 4 readers, batches of up to 256 mutations.
+    /// Defaults for a data directory: 4 readers, batches of up to 256 mutations, page caches
+    /// of 16 MiB (writer) and 4 MiB (each reader): at most 32 MiB in all, whatever the size of
+    /// the index (the kernel's page cache keeps the rest of a large index warm).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         EmbeddedOptions {
             dir: dir.into(),
             readers: 4,
             max_batch: 256,
+            writer_cache_kib: 16 * 1024,
+            reader_cache_kib: 4 * 1024,
         }
     }
 }
@@ -259,21 +267,27 @@ impl SqlMetaStore {
         let mut writer = AnyConnection::connect(&url).await.map_err(db(op))?;
         // WAL: readers never block the writer. FULL: the WAL is fsynced at every commit, so an
         // acknowledged write survives power loss, not only a process crash.
-        // A 64 MiB page cache keeps the upper levels of a large index resident.
+        // The page caches are bounded (`EmbeddedOptions`); the kernel caches the rest.
         for pragma in [
-            "PRAGMA journal_mode = WAL",
-            "PRAGMA synchronous = FULL",
-            "PRAGMA cache_size = -65536",
+            "PRAGMA journal_mode = WAL".to_string(),
+            "PRAGMA synchronous = FULL".to_string(),
+            // A number the code formats, not input.
+            format!("PRAGMA cache_size = -{}", options.writer_cache_kib),
         ] {
-            writer.execute(pragma).await.map_err(db(op))?;
+            writer
+                .execute(sqlx::query(sqlx::AssertSqlSafe(pragma)))
+                .await
+                .map_err(db(op))?;
         }
         schema::migrate(&mut writer, Dialect::Sqlite, None).await?;
         let pool = AnyPoolOptions::new()
             .max_connections(options.readers.max(1))
-            .after_connect(|conn, _| {
+            .after_connect(move |conn, _| {
+                let reader_cache = format!("PRAGMA cache_size = -{}", options.reader_cache_kib);
                 Box::pin(async move {
                     conn.execute("PRAGMA query_only = ON").await?;
-                    conn.execute("PRAGMA cache_size = -16384").await?;
+                    conn.execute(sqlx::query(sqlx::AssertSqlSafe(reader_cache)))
+                        .await?;
                     Ok(())
                 })
             })

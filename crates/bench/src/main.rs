@@ -52,6 +52,12 @@ struct Args {
     /// two providers gone.
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Phase>,
+    /// How long the mixed phase runs, in seconds (default 600; 60 with --quick).
+    #[arg(long)]
+    mixed_secs: Option<u64>,
+    /// Concurrent clients of the mixed phase.
+    #[arg(long, default_value_t = 32)]
+    mixed_clients: usize,
 }
 
 /// A part of the benchmark.
@@ -65,6 +71,9 @@ enum Phase {
     Huge,
     /// GET latency with one provider slowed.
     Latency,
+    /// Many clients, mixed PUT/GET/DELETE of small objects, for minutes: the gateway's RSS
+    /// over time (a fresh gateway).
+    Mixed,
 }
 
 struct Sizes {
@@ -90,6 +99,18 @@ impl Server {
             .and_then(|s| {
                 s.lines()
                     .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            })
+            .map_or(0.0, |kib| kib / 1024.0)
+    }
+
+    /// The gateway's resident set now, in MiB.
+    fn rss_mib(&self) -> f64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
                     .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
             })
             .map_or(0.0, |kib| kib / 1024.0)
@@ -523,6 +544,161 @@ async fn latency(c: &Client, n: usize, objects: usize) -> anyhow::Result<Vec<Dur
     Ok(lat)
 }
 
+/// Counts of the mixed phase.
+#[derive(Default)]
+struct MixedCounts {
+    puts: u64,
+    gets: u64,
+    deletes: u64,
+    errors: u64,
+    wrong_bytes: u64,
+    first_error: Option<String>,
+}
+
+/// One client of the mixed phase: PUT, GET (checked byte for byte) and DELETE of its own
+/// 64 keys, 1 KiB to 300 KB each, until `until`.
+async fn mixed_client(c: Client, id: usize, until: Instant, piece: Bytes) -> MixedCounts {
+    let mut n = MixedCounts::default();
+    let mut state = (id as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    // What each key holds: (offset into `piece`, length), or nothing.
+    let mut held: Vec<Option<(usize, usize)>> = vec![None; 64];
+    while Instant::now() < until {
+        let slot = (next() % 64) as usize;
+        let key = format!("mixed/{id}/{slot}");
+        let roll = next() % 100;
+        let r: anyhow::Result<()> = async {
+            if roll < 45 || held[slot].is_none() {
+                let len = 1024 + (next() % (300_000 - 1024)) as usize;
+                let off = (next() as usize) % (piece.len() - len);
+                let body = piece.slice(off..off + len);
+                c.put(&key, reqwest::Body::from(body), len as u64).await?;
+                held[slot] = Some((off, len));
+                n.puts += 1;
+            } else if roll < 90 {
+                let (off, len) = held[slot].unwrap_or((0, 0));
+                let url = c.bucket.get_object(Some(&c.creds), &key).sign(SIGN_FOR);
+                let resp = c.http.get(url).send().await?;
+                if !resp.status().is_success() {
+                    bail!("GET {key}: {}", resp.status());
+                }
+                let got = resp.bytes().await?;
+                if got != piece.slice(off..off + len) {
+                    n.wrong_bytes += 1;
+                }
+                n.gets += 1;
+            } else {
+                let url = c.bucket.delete_object(Some(&c.creds), &key).sign(SIGN_FOR);
+                let resp = c.http.delete(url).send().await?;
+                if !resp.status().is_success() {
+                    bail!("DELETE {key}: {}", resp.status());
+                }
+                held[slot] = None;
+                n.deletes += 1;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = r {
+            n.errors += 1;
+            n.first_error.get_or_insert_with(|| e.to_string());
+        }
+    }
+    n
+}
+
+/// The mixed phase on a fresh gateway: `clients` at once for `secs`, the gateway's RSS
+/// sampled every second.
+async fn mixed_phase(
+    bin: &Path,
+    config: &Path,
+    port: u16,
+    secs: u64,
+    clients: usize,
+    piece: &Bytes,
+) -> anyhow::Result<serde_json::Value> {
+    let server = start(bin, config, port)?;
+    let c = Client::new(&server.endpoint)?;
+    c.create_bucket().await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = server.rss_mib();
+    let t0 = Instant::now();
+    let until = t0 + Duration::from_secs(secs);
+    let tasks: Vec<_> = (0..clients)
+        .map(|i| tokio::spawn(mixed_client(c.clone(), i, until, piece.clone())))
+        .collect();
+    let mut samples: Vec<(f64, f64)> = Vec::new();
+    let mut last_print = 0u64;
+    while Instant::now() < until {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let t = t0.elapsed().as_secs_f64();
+        samples.push((t, server.rss_mib()));
+        if t as u64 >= last_print + 30 {
+            last_print = t as u64;
+            println!(
+                "  mixed: {t:4.0} s, gateway RSS {:.0} MiB",
+                server.rss_mib()
+            );
+        }
+    }
+    let mut total = MixedCounts::default();
+    for t in tasks {
+        let n = t.await?;
+        total.puts += n.puts;
+        total.gets += n.gets;
+        total.deletes += n.deletes;
+        total.errors += n.errors;
+        total.wrong_bytes += n.wrong_bytes;
+        if total.first_error.is_none() {
+            total.first_error = n.first_error;
+        }
+    }
+    let elapsed = t0.elapsed();
+    let end = server.rss_mib();
+    let peak_hwm = server.rss_peak_mib();
+    let peak_sampled = samples.iter().map(|s| s.1).fold(0.0, f64::max);
+    let after_1min = samples
+        .iter()
+        .find(|s| s.0 >= 60.0)
+        .or(samples.last())
+        .map_or(0.0, |s| s.1);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let settled = server.rss_mib();
+    server.stop()?;
+    let requests = total.puts + total.gets + total.deletes;
+    println!(
+        "mixed load, {clients} clients, {:.0} s: {requests} requests ({:.0}/s; {} PUT, {} GET, {} DELETE), {} errors, {} wrong bodies",
+        elapsed.as_secs_f64(),
+        requests as f64 / elapsed.as_secs_f64(),
+        total.puts,
+        total.gets,
+        total.deletes,
+        total.errors,
+        total.wrong_bytes
+    );
+    if let Some(e) = &total.first_error {
+        println!("  first error: {e}");
+    }
+    println!(
+        "  gateway RSS: idle {idle:.0} MiB, after 1 min {after_1min:.0}, at the end {end:.0} ({:+.0} % of the 1-minute value), peak {:.0} (VmHWM {peak_hwm:.0}), 30 s after {settled:.0}",
+        (end / after_1min - 1.0) * 100.0,
+        peak_sampled
+    );
+    Ok(
+        json!({"clients": clients, "seconds": elapsed.as_secs_f64(), "requests": requests,
+        "puts": total.puts, "gets": total.gets, "deletes": total.deletes,
+        "errors": total.errors, "wrong_bodies": total.wrong_bytes,
+        "rss_idle_mib": idle, "rss_after_1min_mib": after_1min, "rss_end_mib": end,
+        "rss_peak_sampled_mib": peak_sampled, "rss_hwm_mib": peak_hwm, "rss_settled_mib": settled,
+        "rss_samples": samples.iter().map(|s| json!([s.0, s.1])).collect::<Vec<_>>()}),
+    )
+}
+
 fn build_archipel() -> anyhow::Result<PathBuf> {
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["build", "--release", "-p", "archipel"])
@@ -731,6 +907,13 @@ async fn main() -> anyhow::Result<()> {
             "slow_provider".into(),
             json!({"delay_ms": 500, "healthy_p50_ms": h50, "healthy_p99_ms": h99,
                 "slowed_p50_ms": s50, "slowed_p99_ms": s99, "p99_ratio": s99 / h99}),
+        );
+    }
+    if run(Phase::Mixed) {
+        let secs = args.mixed_secs.unwrap_or(if args.quick { 60 } else { 600 });
+        report.insert(
+            "mixed".into(),
+            mixed_phase(&bin, &config, port, secs, args.mixed_clients, &piece).await?,
         );
     }
     let report = serde_json::Value::Object(report);

@@ -140,6 +140,7 @@ struct ServerSection {
     region: Option<Str>,
     domain: Option<Str>,
     allow_sigv2: Option<bool>,
+    max_requests: Option<usize>,
     root_access_key: Option<Str>,
     root_secret_key: Option<Str>,
 }
@@ -393,6 +394,11 @@ fn resolve(
         region: s.region.map_or_else(|| DEFAULT_REGION.to_string(), |r| r.0),
         domain: s.domain.map(|d| d.0),
         allow_sigv2: s.allow_sigv2.unwrap_or(false),
+        max_requests: match s.max_requests {
+            Some(0) => bail!("{shown}: [server] max_requests must be at least 1"),
+            Some(n) => Some(n),
+            None => None,
+        },
         root_credentials,
         meta,
         key,

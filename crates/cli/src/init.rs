@@ -155,6 +155,8 @@ pub(crate) fn render(args: &InitArgs, cwd: &Path) -> anyhow::Result<String> {
     w("# Accept legacy SigV2-signed requests (replayable within 15 minutes, HMAC-SHA1); SigV4");
     w("# only by default.");
     w("# allow_sigv2 = false");
+    w("# Requests served at once; more are answered 503 SlowDown (clients retry).");
+    w("# max_requests = 128");
     w("");
     w("[meta]");
     w("# Where the index of buckets and objects lives. Omit `url` for the embedded store in");

@@ -34,8 +34,11 @@ use clap::{Parser, Subcommand};
 
 /// mimalloc keeps freed stripe and read buffers for reuse instead of returning them to the
 /// kernel and faulting fresh zeroed pages in for the next request.
+/// (`--features system-alloc` builds with the system allocator instead, for heap profilers
+/// such as heaptrack that follow malloc.)
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Archipel: a sovereign object store that keeps each object encrypted and erasure-coded
 /// across independent storage providers.

@@ -143,7 +143,13 @@ pub(crate) fn renderer(
 ) -> Arc<dyn Fn() -> String + Send + Sync> {
     Arc::new(move || {
         let snaps: Vec<MetricsSnapshot> = metrics.iter().map(|m| m.snapshot()).collect();
-        render(&snaps, |p| engine.health().is_down(p))
+        let mut out = render(&snaps, |p| engine.health().is_down(p));
+        let _ = writeln!(
+            out,
+            "# HELP archipel_s3_slow_down_total Requests answered 503 SlowDown: the gateway was serving max_requests already.\n# TYPE archipel_s3_slow_down_total counter\narchipel_s3_slow_down_total {}",
+            archipel_s3::slow_downs()
+        );
+        out
     })
 }
 

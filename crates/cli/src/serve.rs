@@ -310,6 +310,9 @@ async fn serve_vault(settings: &Settings, vault: &Vault) -> anyhow::Result<()> {
     gateway.region = settings.region.clone();
     gateway.domain = settings.domain.clone();
     gateway.allow_sigv2 = settings.allow_sigv2;
+    if let Some(n) = settings.max_requests {
+        gateway.max_requests = n;
+    }
     if settings.allow_sigv2 {
         tracing::warn!(
             "[server] allow_sigv2 = true: SigV2 requests are accepted (Date within 15 minutes, presigned URLs up to 7 days)"

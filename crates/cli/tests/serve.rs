@@ -1316,3 +1316,76 @@ fn trace_logs_hold_no_signature_secret_or_presigned_query() {
         "s3s debug output reached the log"
     );
 }
+
+/// The gateway's resident set, in MiB.
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// Issue 14: eight anonymous 512 MiB browser-form POSTs at once are refused at their form
+/// fields; the gateway's RSS stays within 64 MiB of idle (s3s alone read each file whole).
+#[test]
+fn anonymous_form_posts_are_refused_before_their_files_are_read() {
+    let Some(curl) = archipel_testkit::require_tool("curl", "the form POST memory test") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    let srv = Server::start(tmp.path(), &["--data-dir", data.to_str().unwrap()], &[]);
+    let pid = srv.child.as_ref().unwrap().id();
+    let big = tmp.path().join("big.bin");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(512 * 1024 * 1024)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let idle = rss_mib(pid);
+    let url = format!("http://127.0.0.1:{}/formbucket", srv.port);
+    let file_arg = format!("file=@{}", big.display());
+    let posts: Vec<_> = (0..8)
+        .map(|i| {
+            Command::new(&curl)
+                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-F"])
+                .arg(format!("key=anon{i}"))
+                .args(["-F", &file_arg, &url])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut peak = idle;
+    let t = Instant::now();
+    let mut codes = Vec::new();
+    let mut posts: Vec<Option<Child>> = posts.into_iter().map(Some).collect();
+    while codes.len() < 8 {
+        peak = peak.max(rss_mib(pid));
+        for p in posts.iter_mut() {
+            if let Some(c) = p
+                && c.try_wait().unwrap().is_some()
+            {
+                let out = p.take().unwrap().wait_with_output().unwrap();
+                codes.push(String::from_utf8_lossy(&out.stdout).to_string());
+            }
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "the POSTs did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    peak = peak.max(rss_mib(pid));
+    assert!(codes.iter().all(|c| c == "403"), "{codes:?}");
+    assert!(
+        peak - idle <= 64.0,
+        "gateway RSS rose from {idle:.0} to {peak:.0} MiB while refusing the POSTs"
+    );
+    println!("gateway RSS: idle {idle:.0} MiB, peak while refusing {peak:.0} MiB");
+    srv.stop();
+}

@@ -241,6 +241,8 @@ pub struct VaultSpec {
     pub domain: Option<String>,
     /// Accept SigV2-signed requests (`[server] allow_sigv2`; off: SigV4 only).
     pub allow_sigv2: bool,
+    /// Requests served at once (`[server] max_requests`; `None`: the gateway's default).
+    pub max_requests: Option<usize>,
     /// Root credentials from the file (else the environment, else the data directory).
     pub root_credentials: Option<(String, Zeroizing<String>)>,
     /// The metadata store.
@@ -309,6 +311,7 @@ impl VaultSpec {
             region: DEFAULT_REGION.into(),
             domain: None,
             allow_sigv2: false,
+            max_requests: None,
             root_credentials: None,
             meta: MetaSpec::Embedded(data_dir.join("meta")),
             key: KeySpec::default(),

@@ -93,27 +93,26 @@ struct Server {
 }
 
 impl Server {
-    fn rss_peak_mib(&self) -> f64 {
+    /// A `/proc/PID/status` field given in kB (`VmHWM`, `VmRSS`), in MiB; 0 if unreadable.
+    fn status_mib(&self, field: &str) -> f64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .ok()
             .and_then(|s| {
                 s.lines()
-                    .find(|l| l.starts_with("VmHWM:"))
-                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+                    .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+                    .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
             })
             .map_or(0.0, |kib| kib / 1024.0)
     }
 
+    /// The gateway's peak resident set so far, in MiB.
+    fn rss_peak_mib(&self) -> f64 {
+        self.status_mib("VmHWM")
+    }
+
     /// The gateway's resident set now, in MiB.
     fn rss_mib(&self) -> f64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-            })
-            .map_or(0.0, |kib| kib / 1024.0)
+        self.status_mib("VmRSS")
     }
 
     /// CPU time (user + system) the gateway process has used so far, in seconds.

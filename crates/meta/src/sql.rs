@@ -597,6 +597,27 @@ impl MetaStore for SqlMetaStore {
             .await
     }
 
+    async fn replace_manifest(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        version_id: &VersionId,
+        expected: &[u8],
+        manifest: &[u8],
+    ) -> Result<bool> {
+        let args = (
+            bucket.clone(),
+            key.clone(),
+            version_id.clone(),
+            expected.to_vec(),
+            manifest.to_vec(),
+        );
+        self.write(args, |c, (b, k, v, e, m)| {
+            Box::pin(ops::replace_manifest(c, b, k, v, e, m))
+        })
+        .await
+    }
+
     async fn list(&self, bucket: &BucketName, query: &ListQuery) -> Result<ObjectPage> {
         ops::list(&mut *self.read("list").await?, bucket, query).await
     }

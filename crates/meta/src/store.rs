@@ -9,7 +9,7 @@ use crate::types::{
     DeleteCondition, GcBlob, GcEntry, Grant, ListQuery, NewUpload, NewVersion, ObjectKey,
     ObjectPage, ObjectVersion, Part, PartPage, PartQuery, Permissions, ProviderName,
     ProviderRecord, RepairEntry, RepairItem, Superseded, UnixMillis, Upload, UploadPage,
-    UploadQuery, UploadRef,
+    UploadQuery, UploadRef, VersionId,
 };
 
 /// Archipel's metadata: buckets, object versions, multipart uploads, access keys and grants,
@@ -94,6 +94,19 @@ pub trait MetaStore: Send + Sync {
         key: &ObjectKey,
         condition: &DeleteCondition,
     ) -> Result<Superseded>;
+    /// Replaces the manifest of `key`'s current version if that version is still
+    /// `version_id` and its manifest still exactly `expected` (nothing else changes: size,
+    /// etag, time and metadata stay); whether it did. What repair and drain use to record a
+    /// shard's new place: a version overwritten or deleted meanwhile is left alone, and of two
+    /// concurrent replacements from the same manifest only one lands.
+    async fn replace_manifest(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        version_id: &VersionId,
+        expected: &[u8],
+        manifest: &[u8],
+    ) -> Result<bool>;
     /// A page of live (non-delete-marker) objects and common prefixes, in S3 order.
     async fn list(&self, bucket: &BucketName, query: &ListQuery) -> Result<ObjectPage>;
 

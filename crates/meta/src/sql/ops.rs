@@ -456,6 +456,30 @@ pub(super) async fn delete(
     })
 }
 
+pub(super) async fn replace_manifest(
+    conn: &mut AnyConnection,
+    bucket: &BucketName,
+    key: &ObjectKey,
+    version_id: &VersionId,
+    expected: &[u8],
+    manifest: &[u8],
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE objects SET manifest = $1 WHERE bucket = $2 AND key = $3 \
+         AND version_id = $4 AND manifest = $5 AND delete_marker = 0",
+    )
+    .bind(manifest.to_vec())
+    .bind(bucket.as_str())
+    .bind(key.as_str().as_bytes())
+    .bind(version_id.as_str())
+    .bind(expected.to_vec())
+    .execute(&mut *conn)
+    .await
+    .map_err(db("replace_manifest"))?
+    .rows_affected();
+    Ok(done == 1)
+}
+
 /// The SQL of one range scan: `select` must end in a `WHERE` clause using `$1` only; the
 /// lower and upper bounds follow as `$2…`, then the limit. Returns the SQL and the byte
 /// arguments to bind after `$1`, in order.

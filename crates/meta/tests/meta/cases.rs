@@ -119,6 +119,76 @@ pub(crate) async fn buckets_are_created_listed_and_deleted_only_when_empty(
     assert_eq!(store.get(&b, &key("gone")).await.unwrap(), None);
 }
 
+pub(crate) async fn manifests_are_replaced_only_where_version_and_manifest_still_match(
+    store: Arc<dyn MetaStore>,
+) {
+    let b = with_bucket(&store, "repairs").await;
+    commit(&store, &b, "k", "v1").await;
+    let before = store.get(&b, &key("k")).await.unwrap().unwrap();
+    let v1 = VersionId::new("v1").unwrap();
+    let old = before.version.manifest.clone();
+    // The wrong version or a stale manifest: nothing changes.
+    for (id, expected) in [("v0", old.clone()), ("v1", b"stale".to_vec())] {
+        let id = VersionId::new(id).unwrap();
+        assert!(
+            !store
+                .replace_manifest(&b, &key("k"), &id, &expected, b"moved")
+                .await
+                .unwrap()
+        );
+    }
+    assert_eq!(store.get(&b, &key("k")).await.unwrap().unwrap(), before);
+    // The right one: only the manifest changes, and only once from the same starting point.
+    assert!(
+        store
+            .replace_manifest(&b, &key("k"), &v1, &old, b"moved")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .replace_manifest(&b, &key("k"), &v1, &old, b"moved again")
+            .await
+            .unwrap()
+    );
+    let after = store.get(&b, &key("k")).await.unwrap().unwrap();
+    assert_eq!(after.version.manifest, b"moved".to_vec());
+    let mut same = after.clone();
+    same.version.manifest = old;
+    assert_eq!(same, before);
+    // Missing keys, overwritten versions and delete markers are left alone.
+    assert!(
+        !store
+            .replace_manifest(&b, &key("absent"), &v1, b"moved", b"x")
+            .await
+            .unwrap()
+    );
+    commit(&store, &b, "k", "v2").await;
+    assert!(
+        !store
+            .replace_manifest(&b, &key("k"), &v1, b"moved", b"x")
+            .await
+            .unwrap()
+    );
+    store
+        .commit(
+            &b,
+            &key("k"),
+            &delete_marker("dm"),
+            &CommitCondition::Unconditional,
+        )
+        .await
+        .unwrap();
+    let dm = store.get(&b, &key("k")).await.unwrap().unwrap();
+    let dm_id = VersionId::new("dm").unwrap();
+    assert!(
+        !store
+            .replace_manifest(&b, &key("k"), &dm_id, &dm.version.manifest, b"x")
+            .await
+            .unwrap()
+    );
+}
+
 pub(crate) async fn commits_return_what_they_supersede(store: Arc<dyn MetaStore>) {
     let b = with_bucket(&store, "objects").await;
     assert_eq!(

@@ -152,6 +152,7 @@ macro_rules! conformance {
 conformance!(
     cases::buckets_are_created_listed_and_deleted_only_when_empty,
     cases::commits_return_what_they_supersede,
+    cases::manifests_are_replaced_only_where_version_and_manifest_still_match,
     cases::conditional_commits_name_what_they_found,
     cases::delete_markers_hide_keys_but_count_as_absent,
     cases::if_exists_commits_need_a_live_current_version,

@@ -85,6 +85,8 @@ pub(crate) struct Inner {
     /// Segments being written by this process: the orphan scan leaves them alone.
     pub(crate) inflight: Mutex<HashSet<SegmentId>>,
     pub(crate) gc_wake: Notify,
+    /// Repair totals since start.
+    pub(crate) repairs: crate::repair::RepairTotals,
 }
 
 /// The providers at one moment: what placement sees, and the providers by name.
@@ -356,6 +358,7 @@ impl Engine {
                 opts,
                 inflight: Mutex::new(HashSet::new()),
                 gc_wake: Notify::new(),
+                repairs: crate::repair::RepairTotals::default(),
             }),
         })
     }

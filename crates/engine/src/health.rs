@@ -2,6 +2,11 @@
 //! failures. Reads go to the providers that answered best; a provider that just failed is
 //! tried last for a while; hedging waits for a provider only as long as its recent p95.
 //!
+//! Writes keep a second series: how long each shard's put took to return once its whole stream
+//! had been handed over (the provider's fsync, rename or final HTTP round trip). Its p95 over
+//! every provider sets the *write patience*: how long a write that already has its quorum
+//! waits for the remaining shards before committing without them (see `write.rs`).
+//!
 //! Observations age out, so a provider that was slow or down is probed again once its record
 //! is stale instead of being avoided forever.
 
@@ -12,9 +17,18 @@ use std::time::{Duration, Instant};
 /// Latency samples kept per provider.
 const SAMPLES: usize = 64;
 
+/// The shortest write patience.
+pub const PATIENCE_FLOOR: Duration = Duration::from_millis(250);
+/// The longest write patience: a hung provider delays a write by at most this much.
+pub const PATIENCE_CEILING: Duration = Duration::from_millis(1500);
+/// The write patience before enough put latencies are known.
+pub const PATIENCE_DEFAULT: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Default)]
 struct Record {
     samples: VecDeque<(Instant, Duration)>,
+    /// Put finish latencies (stream handed over → put returned).
+    put_samples: VecDeque<(Instant, Duration)>,
     down_until: Option<Instant>,
     /// Hedged reads overtook it twice in a row: treat it as slow until then.
     slow_until: Option<Instant>,
@@ -82,6 +96,43 @@ impl Health {
         });
     }
 
+    /// Records a successful put that returned `finish` after its stream had been handed over.
+    pub fn record_put(&self, provider: &str, finish: Duration) {
+        let now = Instant::now();
+        self.with(provider, |r| {
+            if r.put_samples.len() == SAMPLES {
+                r.put_samples.pop_front();
+            }
+            r.put_samples.push_back((now, finish));
+            r.down_until = None;
+            r.consecutive_errors = 0;
+        });
+    }
+
+    /// How long a write that has its quorum waits for its remaining shards: 4× the recent p95
+    /// of put finish latencies over every provider, between [`PATIENCE_FLOOR`] and
+    /// [`PATIENCE_CEILING`]; [`PATIENCE_DEFAULT`] with fewer than 8 recent samples.
+    pub fn write_patience(&self) -> Duration {
+        let records = self
+            .records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let cutoff = Instant::now().checked_sub(self.memory);
+        let mut v: Vec<Duration> = records
+            .values()
+            .flat_map(|r| r.put_samples.iter())
+            .filter(|(t, _)| cutoff.is_none_or(|c| *t >= c))
+            .map(|(_, d)| *d)
+            .collect();
+        if v.len() < 8 {
+            return PATIENCE_DEFAULT;
+        }
+        v.sort_unstable();
+        let idx = ((v.len() - 1) as f64 * 0.95).round() as usize;
+        let p95 = v.get(idx).copied().unwrap_or(PATIENCE_DEFAULT);
+        (p95 * 4).clamp(PATIENCE_FLOOR, PATIENCE_CEILING)
+    }
+
     /// Records that a request had not answered after `waited` when a hedged request overtook
     /// it. Overtaken twice in a row, the provider counts as slow for a while (reads go
     /// elsewhere, then probe it again); once is forgiven, as a hiccup. Its latency samples
@@ -94,6 +145,14 @@ impl Health {
             if r.overtaken >= 2 {
                 r.slow_until = Some(until);
             }
+        });
+    }
+
+    /// Records that the provider answered a probe: it no longer counts as down.
+    pub fn record_alive(&self, provider: &str) {
+        self.with(provider, |r| {
+            r.down_until = None;
+            r.consecutive_errors = 0;
         });
     }
 

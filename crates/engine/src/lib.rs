@@ -8,6 +8,9 @@
 //!   providers, hedging past slow ones, every chunk verified, degraded decode), multipart
 //!   uploads (each part encoded as it arrives, completion is a metadata operation), deletes,
 //!   the garbage-collection queue, the orphan scan, and scrubbing (verify every shard).
+//!   Writes never wait on a straggling provider past a bounded patience.
+//! * repair: rebuilding shards queued for repair (never written, missing, corrupt) onto their
+//!   provider or a spare, most endangered first, and the inventory that finds missing ones.
 //! * [`health`]: recent latency and failures per provider, used to choose and hedge reads.
 //! * [`bucket`]: typed bucket settings (CORS, public read) kept in the bucket record.
 //! * [`access`]: S3 access keys (secrets sealed under the master key) and per-bucket grants.
@@ -34,6 +37,7 @@ mod multipart;
 mod object;
 pub mod placement;
 mod read;
+mod repair;
 mod scrub;
 mod write;
 
@@ -51,4 +55,5 @@ pub use placement::{
     Placement, PlacementError, PlacementRules, Policy, ProviderInfo, ProviderState,
 };
 pub use read::RepairReason;
+pub use repair::{InventoryReport, RepairOptions, RepairReport, RepairStats};
 pub use scrub::ScrubReport;

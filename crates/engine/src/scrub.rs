@@ -73,7 +73,7 @@ impl Engine {
     }
 
     /// Verifies one shard; returns the bytes read and what is wrong, if anything.
-    async fn scrub_shard(
+    pub(crate) async fn scrub_shard(
         &self,
         version: VersionId,
         seg: &ManifestSegment,

@@ -14,10 +14,28 @@
 //! spare provider (from the shards just written, through the read path) or, if none fits the
 //! policy, the segment is committed degraded and the shard queued for repair.
 //!
+//! No straggler can hold a write (decision 0005). [`Patience`] bounds every wait on one shard:
+//!
+//! * **stall**: a writer whose channel stays full that long (its provider takes nothing) is
+//!   dropped mid-stream, as long as the others still make the quorum;
+//! * **tail**: once the quorum of shards is durable, each remaining shard gets that long after
+//!   the previous one finished — the provider's recent put p95 times 4, between 250 ms and
+//!   1.5 s — and is then left behind: its put goes on in the background for at most
+//!   [`STRAGGLER_GRACE`], and its shard is queued for repair (the repair job finds it there if
+//!   the put did finish) or rebuilt on a spare;
+//! * **hang**: while the quorum is not yet reached, a write waits at most that long for any
+//!   shard to make progress, then fails naming who did not answer.
+//!
+//! A provider that straggled counts as down for a while (see [`crate::health`]), and a write
+//! placed on a provider that is down does not try it at all when the others make the quorum,
+//! so one hung provider costs one patience per probe, not one per write.
+//!
 //! A shard stream that ends without its trailer (the body failed, the request was dropped) is
 //! turned into an error, so the provider discards the partial blob instead of storing it.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use archipel_codec::{
     CodecError, CodecParams, DataKey, EncodedStripe, ManifestSegment, MasterKey, SegmentEncoder,
@@ -30,7 +48,8 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use md5::{Digest, Md5};
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::task::{AbortHandle, JoinSet};
 
 use crate::engine::{InflightGuard, Inner, random};
 use crate::error::{EngineError, Result};
@@ -45,6 +64,44 @@ const ABANDONED: &str = "shard abandoned before its end (the write failed elsewh
 /// for anywhere in the message, whatever the kind: such a provider was reachable.
 fn abandoned(e: &ProviderError) -> bool {
     e.message.contains(ABANDONED)
+}
+
+/// How long a shard put left behind by a write may go on in the background.
+pub(crate) const STRAGGLER_GRACE: Duration = Duration::from_secs(30);
+
+/// How long a write waits for one shard; see the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Patience {
+    /// A writer that takes nothing for this long is dropped (when the rest make the quorum).
+    pub(crate) stall: Duration,
+    /// With the quorum durable, the wait for each further shard.
+    pub(crate) tail: Duration,
+    /// Without the quorum, the wait for any progress before the write fails.
+    pub(crate) hang: Duration,
+}
+
+/// The longest a write without its quorum waits for progress.
+const HANG_LIMIT: Duration = Duration::from_secs(10);
+
+impl Patience {
+    /// A client's write: bounded by the providers' recent put latencies.
+    pub(crate) fn for_request(inner: &Inner) -> Self {
+        let tail = inner.health.write_patience();
+        Patience {
+            stall: tail.max(Duration::from_secs(1)),
+            tail,
+            hang: HANG_LIMIT,
+        }
+    }
+
+    /// Background work (repair): nobody waits, so only a provider that hangs is given up.
+    pub(crate) fn background() -> Self {
+        Patience {
+            stall: Duration::from_secs(30),
+            tail: Duration::from_secs(30),
+            hang: Duration::from_secs(30),
+        }
+    }
 }
 
 /// Bodies up to this size are hashed on the encoder thread (a second thread costs more than
@@ -90,10 +147,10 @@ pub(crate) struct WrittenSegment {
 
 /// Where one shard goes.
 #[derive(Debug, Clone)]
-struct ShardTarget {
-    shard: usize,
-    provider: String,
-    blob: BlobName,
+pub(crate) struct ShardTarget {
+    pub(crate) shard: usize,
+    pub(crate) provider: String,
+    pub(crate) blob: BlobName,
 }
 
 enum Msg {
@@ -180,6 +237,19 @@ pub(crate) async fn write_segment(
         })
         .collect::<Result<_>>()?;
     let all_blobs = gc_blobs(&targets);
+    // A provider that failed moments ago is not tried when the others make the quorum (the
+    // shard goes to a spare or is repaired later): a hung provider would cost every write its
+    // patience.
+    let down: Vec<usize> = targets
+        .iter()
+        .filter(|t| inner.health.is_down(&t.provider))
+        .map(|t| t.shard)
+        .collect();
+    let skip = if targets.len() - down.len() >= policy.write_quorum {
+        down
+    } else {
+        Vec::new()
+    };
 
     let source = body.map(|r| r.map_err(|e| EngineError::Body(e.to_string())));
     let outcome = encode_and_write(
@@ -187,7 +257,9 @@ pub(crate) async fn write_segment(
         &keys,
         identity,
         targets.clone(),
+        &skip,
         policy.write_quorum,
+        Patience::for_request(inner),
         source,
         expected_len,
     )
@@ -225,6 +297,11 @@ pub(crate) async fn write_segment(
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join("; ");
+        tracing::warn!(
+            "{what}: {usable} of the {} providers answered, {} needed: {detail}",
+            results.len(),
+            policy.write_quorum
+        );
         inner.collect(all_blobs).await?;
         return Err(EngineError::Unavailable {
             what: what.to_string(),
@@ -274,8 +351,16 @@ pub(crate) async fn write_segment(
                     provider,
                     blob: t.blob.clone(),
                 };
-                match rebuild_shard(inner, &keys, identity, what, &segment_rec, target.clone())
-                    .await
+                match rebuild_shard(
+                    inner,
+                    &keys,
+                    identity,
+                    what,
+                    &segment_rec,
+                    target.clone(),
+                    Patience::for_request(inner),
+                )
+                .await
                 {
                     Ok(()) => Some(target),
                     Err(e) => {
@@ -313,10 +398,13 @@ pub(crate) async fn write_segment(
             }),
         }
     }
-    // The failed providers may hold partial or complete blobs of their shards.
+    // A failed provider may hold a complete blob of its shard (a put that failed only on its
+    // way back, a straggler that finished late): collect those of shards that went to a spare.
+    // A shard queued for repair keeps its blob name there, so its blob is left for the repair
+    // job to find (and the orphan scan, if the version goes first).
     let failed_blobs: Vec<ShardTarget> = results
         .iter()
-        .filter(|(_, r)| r.is_err())
+        .filter(|(t, r)| r.is_err() && !unwritten.iter().any(|u| u.shard == t.shard))
         .map(|(t, _)| t.clone())
         .collect();
     inner.collect(gc_blobs(&failed_blobs)).await?;
@@ -352,13 +440,14 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 /// Rebuilds one shard of a just-written segment on `target`: reads the segment back through
 /// the read path (any `k` shards, verified) and re-encodes it. Encryption is deterministic per
 /// (key, segment, stripe, shard), so the rebuilt shard is byte-identical to the lost one.
-async fn rebuild_shard(
+pub(crate) async fn rebuild_shard(
     inner: &Arc<Inner>,
     keys: &SegmentKeys,
     identity: &ShardIdentity,
     what: &str,
     segment: &ManifestSegment,
     target: ShardTarget,
+    patience: Patience,
 ) -> Result<()> {
     let (tx, mut rx) = mpsc::channel::<Result<Bytes>>(inner.opts.pipeline_depth);
     let reader = {
@@ -389,7 +478,9 @@ async fn rebuild_shard(
         keys,
         identity,
         vec![target],
+        &[],
         1,
+        patience,
         source,
         Some(segment.len),
     )
@@ -407,15 +498,38 @@ async fn rebuild_shard(
     }
 }
 
-/// Streams `source` through the encoder to the writers of `targets`. Returns the encode
-/// summary and each target's outcome, or the source's error (the writers are then abandoned
-/// and their partial blobs discarded by the providers).
+/// The error of a shard whose writer was left behind.
+fn straggled(t: &ShardTarget, waited: Duration, mid_stream: bool) -> ProviderError {
+    let what = if mid_stream {
+        "took nothing"
+    } else {
+        "had not finished"
+    };
+    ProviderError::new(
+        ErrorKind::Timeout,
+        &t.provider,
+        "put",
+        Some(t.blob.as_str()),
+        format!(
+            "{what} for {:.1} s while the other shards went on; left behind",
+            waited.as_secs_f64()
+        ),
+    )
+}
+
+/// Streams `source` through the encoder to the writers of `targets` (those in `skip` get no
+/// writer: their providers are down). Returns the encode summary and each target's outcome,
+/// or the source's error (the writers are then abandoned and their partial blobs discarded by
+/// the providers). Every wait on a writer is bounded by `patience`; see the module docs.
+#[allow(clippy::too_many_arguments)]
 async fn encode_and_write(
     inner: &Arc<Inner>,
     keys: &SegmentKeys,
     identity: &ShardIdentity,
     targets: Vec<ShardTarget>,
+    skip: &[usize],
     quorum: usize,
+    patience: Patience,
     mut source: impl Stream<Item = Result<Bytes>> + Unpin,
     expected_len: Option<u64>,
 ) -> Result<(Encoded, Vec<(ShardTarget, Result<(), ProviderError>)>)> {
@@ -424,10 +538,25 @@ async fn encode_and_write(
     let enc = SegmentEncoder::new(keys.spec, &keys.data_key)?;
     let mut txs: Vec<Option<mpsc::Sender<Msg>>> = (0..n).map(|_| None).collect();
     let mut writers = JoinSet::new();
+    let mut handles: Vec<AbortHandle> = Vec::new();
+    let mut results = Vec::with_capacity(targets.len());
     let mut header_len = 0;
     for t in &targets {
         let header = ShardHeader::seal(&enc, ShardIdx(t.shard as u8), &keys.wrapped, identity)?;
         header_len = header.len();
+        if skip.contains(&t.shard) {
+            results.push((
+                t.clone(),
+                Err(ProviderError::new(
+                    ErrorKind::Unavailable,
+                    &t.provider,
+                    "put",
+                    Some(t.blob.as_str()),
+                    "not tried: the provider failed moments ago",
+                )),
+            ));
+            continue;
+        }
         let (tx, rx) = mpsc::channel::<Msg>(depth);
         // The channel is empty and holds `depth ≥ 1` messages.
         let _ = tx.try_send(Msg::Data(Bytes::from(header)));
@@ -439,22 +568,33 @@ async fn encode_and_write(
         })?;
         let t = t.clone();
         let inner = inner.clone();
-        writers.spawn(async move {
-            let stream = shard_stream(rx, t.provider.clone(), t.blob.as_str().to_string());
+        handles.push(writers.spawn(async move {
+            let ended = Arc::new(OnceLock::new());
+            let stream = shard_stream(
+                rx,
+                t.provider.clone(),
+                t.blob.as_str().to_string(),
+                ended.clone(),
+            );
             let r = provider
                 .put(&t.blob, PutBody::Stream(stream.boxed()), PutMode::Overwrite)
                 .await
                 .map(|_| ());
-            // A writer stopped because the write failed elsewhere says nothing about its
-            // provider's health.
-            if let Err(e) = &r
-                && e.kind() != ErrorKind::Other
-                && !abandoned(e)
-            {
-                inner.health.record_error(&t.provider);
+            match &r {
+                Ok(()) => {
+                    if let Some(at) = ended.get() {
+                        inner.health.record_put(&t.provider, at.elapsed());
+                    }
+                }
+                // A writer stopped because the write failed elsewhere says nothing about its
+                // provider's health.
+                Err(e) if e.kind() != ErrorKind::Other && !abandoned(e) => {
+                    inner.health.record_error(&t.provider);
+                }
+                Err(_) => {}
             }
             (t, r)
-        });
+        }));
     }
     let (in_tx, in_rx) = mpsc::channel::<Msg>(depth);
     // MD5 (~0.6 GB/s per core) would halve a large write's speed on the encoder thread, so a
@@ -473,8 +613,18 @@ async fn encode_and_write(
     } else {
         (None, None)
     };
-    let encoder =
-        tokio::task::spawn_blocking(move || encode_loop(enc, in_rx, txs, quorum, !parallel_hash));
+    let handle = tokio::runtime::Handle::current();
+    let encoder = tokio::task::spawn_blocking(move || {
+        let mut run = EncodeRun {
+            txs,
+            quorum,
+            patience,
+            handle,
+            stalled: Vec::new(),
+        };
+        let r = encode_loop(enc, in_rx, &mut run, !parallel_hash);
+        (r, run.stalled)
+    });
 
     // Feed the body to the encoder, checking its length.
     let mut total = 0u64;
@@ -519,7 +669,7 @@ async fn encode_and_write(
         ),
         None => None,
     };
-    let encoded = encoder
+    let (encoded, stalled) = encoder
         .await
         .map_err(|e| EngineError::Internal(format!("encoder task: {e}")))?;
     fed?;
@@ -535,10 +685,75 @@ async fn encode_and_write(
         }
         Err(EncodeStop::Codec(e)) => return Err(e.into()),
     };
-    let mut results = Vec::with_capacity(targets.len());
-    while let Some(r) = writers.join_next().await {
-        let r = r.map_err(|e| EngineError::Internal(format!("shard writer task: {e}")))?;
-        results.push(r);
+
+    // Collect the writers: with the quorum durable, each further one gets `patience.tail`
+    // after the previous one finished; without it, `patience.hang`. Stalled writers were
+    // dropped mid-stream and are not waited for.
+    let stalled_shards: HashSet<usize> = stalled.iter().map(|(s, _)| *s).collect();
+    let mut pending: HashSet<usize> = targets
+        .iter()
+        .map(|t| t.shard)
+        .filter(|s| !skip.contains(s) && !stalled_shards.contains(s))
+        .collect();
+    let mut ok = 0;
+    let mut last = tokio::time::Instant::now();
+    while !pending.is_empty() {
+        let limit = if ok >= quorum {
+            patience.tail
+        } else {
+            patience.hang
+        };
+        match tokio::time::timeout_at(last + limit, writers.join_next()).await {
+            Ok(Some(r)) => {
+                let (t, r) = r.map_err(|e| EngineError::Internal(format!("shard writer: {e}")))?;
+                pending.remove(&t.shard);
+                if r.is_ok() {
+                    ok += 1;
+                }
+                results.push((t, r));
+                last = tokio::time::Instant::now();
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    // Writers that finished meanwhile, without waiting.
+    while let Some(r) = writers.try_join_next() {
+        let (t, r) = r.map_err(|e| EngineError::Internal(format!("shard writer: {e}")))?;
+        results.push((t, r));
+    }
+    let waited = last.elapsed();
+    for t in &targets {
+        if results.iter().any(|(d, _)| d.shard == t.shard) {
+            continue;
+        }
+        let stall = stalled.iter().find(|(s, _)| *s == t.shard).map(|(_, w)| *w);
+        inner.health.record_error(&t.provider);
+        tracing::warn!(
+            "{}: shard {} on {} left behind ({})",
+            identity.key,
+            t.shard,
+            t.provider,
+            if stall.is_some() {
+                "it took nothing"
+            } else {
+                "it had not finished"
+            }
+        );
+        results.push((
+            t.clone(),
+            Err(straggled(t, stall.unwrap_or(waited), stall.is_some())),
+        ));
+    }
+    if !writers.is_empty() {
+        // The stragglers go on in the background (a put that finishes leaves a complete
+        // shard for repair to find), for a bounded time.
+        writers.detach_all();
+        tokio::spawn(async move {
+            tokio::time::sleep(STRAGGLER_GRACE).await;
+            for h in handles {
+                h.abort();
+            }
+        });
     }
     results.sort_by_key(|(t, _)| t.shard);
     let encoded = encoded.unwrap_or(Encoded {
@@ -555,14 +770,18 @@ fn shard_stream(
     rx: mpsc::Receiver<Msg>,
     provider: String,
     blob: String,
+    ended: Arc<OnceLock<Instant>>,
 ) -> impl Stream<Item = archipel_provider::Result<Bytes>> + Send {
     futures::stream::unfold(Some(rx), move |state| {
-        let (provider, blob) = (provider.clone(), blob.clone());
+        let (provider, blob, ended) = (provider.clone(), blob.clone(), ended.clone());
         async move {
             let mut rx = state?;
             match rx.recv().await {
                 Some(Msg::Data(b)) => Some((Ok(b), Some(rx))),
-                Some(Msg::End) => None,
+                Some(Msg::End) => {
+                    let _ = ended.set(Instant::now());
+                    None
+                }
                 None => Some((
                     Err(ProviderError::new(
                         ErrorKind::Other,
@@ -592,28 +811,74 @@ impl From<CodecError> for EncodeStop {
     }
 }
 
+/// The encoder thread's hold on the writers.
+struct EncodeRun {
+    txs: Vec<Option<mpsc::Sender<Msg>>>,
+    quorum: usize,
+    patience: Patience,
+    /// To wait on a full channel with a deadline from this blocking thread.
+    handle: tokio::runtime::Handle,
+    /// Writers dropped because they took nothing for `patience.stall`: (shard, waited).
+    stalled: Vec<(usize, Duration)>,
+}
+
+impl EncodeRun {
+    /// Hands `msg` to shard `i`'s writer, waiting while its channel is full: at most
+    /// `patience.stall` when the others make the quorum without it (then it is dropped),
+    /// `patience.hang` otherwise.
+    fn send(&mut self, i: usize, msg: Msg) {
+        let live = self.txs.iter().flatten().count();
+        let Some(Some(tx)) = self.txs.get(i) else {
+            return;
+        };
+        let keep = match tx.try_send(msg) {
+            Ok(()) => true,
+            Err(TrySendError::Closed(_)) => false,
+            Err(TrySendError::Full(msg)) => {
+                let limit = if live > self.quorum {
+                    self.patience.stall
+                } else {
+                    self.patience.hang
+                };
+                let started = Instant::now();
+                match self
+                    .handle
+                    .block_on(tokio::time::timeout(limit, tx.send(msg)))
+                {
+                    Ok(Ok(())) => true,
+                    Ok(Err(_)) => false,
+                    Err(_) => {
+                        self.stalled.push((i, started.elapsed()));
+                        false
+                    }
+                }
+            }
+        };
+        if !keep && let Some(slot) = self.txs.get_mut(i) {
+            *slot = None; // its provider failed or hangs
+        }
+    }
+
+    fn live(&self) -> usize {
+        self.txs.iter().flatten().count()
+    }
+}
+
 /// The encoder thread: MD5 and erasure-code + seal every stripe, hand each chunk to its
 /// writer. Runs on the blocking pool (it is CPU work); channels give backpressure.
 fn encode_loop(
     mut enc: SegmentEncoder,
     mut input: mpsc::Receiver<Msg>,
-    mut txs: Vec<Option<mpsc::Sender<Msg>>>,
-    quorum: usize,
+    run: &mut EncodeRun,
     hash: bool,
 ) -> Result<Encoded, EncodeStop> {
     let mut md5 = Md5::new();
     let mut stripe = EncodedStripe::new();
-    let send = |stripe: &mut EncodedStripe,
-                txs: &mut Vec<Option<mpsc::Sender<Msg>>>|
-     -> Result<(), EncodeStop> {
-        for (tx, chunk) in txs.iter_mut().zip(stripe.take_chunks()) {
-            if let Some(t) = tx
-                && t.blocking_send(Msg::Data(Bytes::from(chunk))).is_err()
-            {
-                *tx = None; // its provider failed
-            }
+    let send = |stripe: &mut EncodedStripe, run: &mut EncodeRun| -> Result<(), EncodeStop> {
+        for (i, chunk) in stripe.take_chunks().into_iter().enumerate() {
+            run.send(i, Msg::Data(Bytes::from(chunk)));
         }
-        if txs.iter().flatten().count() < quorum {
+        if run.live() < run.quorum {
             return Err(EncodeStop::BelowQuorum);
         }
         Ok(())
@@ -627,7 +892,7 @@ fn encode_loop(
                 let mut rest: &[u8] = &piece;
                 while !rest.is_empty() {
                     if enc.push(&mut rest, &mut stripe)? {
-                        send(&mut stripe, &mut txs)?;
+                        send(&mut stripe, run)?;
                     }
                 }
             }
@@ -636,21 +901,20 @@ fn encode_loop(
         }
     }
     let summary = enc.finish(&mut stripe)?;
-    send(&mut stripe, &mut txs)?;
+    send(&mut stripe, run)?;
     let trailer = ShardTrailer {
         len: summary.len,
         stripes: summary.stripes,
     };
-    for (i, tx) in txs.iter_mut().enumerate() {
-        if let Some(t) = tx {
+    for i in 0..run.txs.len() {
+        if run.txs.get(i).is_some_and(Option::is_some) {
             let sealed = ShardTrailer::seal(&enc, ShardIdx(i as u8), trailer)?;
-            if t.blocking_send(Msg::Data(Bytes::copy_from_slice(&sealed)))
-                .is_err()
-                || t.blocking_send(Msg::End).is_err()
-            {
-                *tx = None;
-            }
+            run.send(i, Msg::Data(Bytes::copy_from_slice(&sealed)));
+            run.send(i, Msg::End);
         }
+    }
+    if run.live() < run.quorum {
+        return Err(EncodeStop::BelowQuorum);
     }
     Ok(Encoded {
         md5: md5.finalize().into(),

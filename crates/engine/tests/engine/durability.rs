@@ -294,3 +294,112 @@ impl ParseBucket for str {
         archipel_meta::BucketName::s3(self).unwrap()
     }
 }
+
+/// Puts `data` as `key` and returns how long it took and what happened.
+async fn timed_put(
+    v: &Vault,
+    key: &str,
+    data: &[u8],
+) -> (
+    Duration,
+    archipel_engine::Result<archipel_engine::PutOutcome>,
+) {
+    let started = std::time::Instant::now();
+    let out = v
+        .engine
+        .put_object("bkt", key, body(data, 65_536), PutOptions::default())
+        .await;
+    (started.elapsed(), out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_takes_a_small_put_and_never_answers_delays_it_by_its_patience_only() {
+    let v = Vault::new(6).await;
+    v.engine.create_bucket("bkt", "owner", None).await.unwrap();
+    let data = pattern(8, 1024);
+    let (healthy, out) = timed_put(&v, "warm", &data).await;
+    assert_eq!(out.unwrap().unwritten_shards, 0);
+    v.faults[3].set(Fault {
+        hang_after_body: true,
+        ..Fault::default()
+    });
+    let (hung, out) = timed_put(&v, "k", &data).await;
+    let out = out.unwrap();
+    assert_eq!((out.unwritten_shards, out.spared_shards), (1, 0));
+    assert!(
+        hung <= healthy + Duration::from_millis(1800),
+        "a hung provider held a 1 KiB put for {hung:?} (healthy: {healthy:?})"
+    );
+    let queued = v.meta.peek_repair(None, 10).await.unwrap();
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    assert_eq!(queued[0].item.blob.provider.as_str(), "p3");
+    // Now known to be down, it is not tried: the next puts do not wait for it at all.
+    for i in 0..3 {
+        let (t, out) = timed_put(&v, &format!("next{i}"), &data).await;
+        assert_eq!(out.unwrap().unwritten_shards, 1);
+        assert!(
+            t <= healthy * 4 + Duration::from_millis(200),
+            "put {i} after the straggler took {t:?} (healthy: {healthy:?})"
+        );
+    }
+    assert_eq!(read_all(&v.engine, "bkt", "k").await.unwrap(), data);
+    v.faults[3].set(Fault::default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_hung_mid_stream_is_left_behind_after_its_stall_patience() {
+    let v = Vault::new(6).await;
+    v.engine.create_bucket("bkt", "owner", None).await.unwrap();
+    let data = pattern(9, 16 * MIB);
+    let (healthy, out) = timed_put(&v, "warm", &data).await;
+    assert_eq!(out.unwrap().unwritten_shards, 0);
+    v.faults[1].set(Fault {
+        hang: true,
+        ..Fault::default()
+    });
+    let (hung, out) = timed_put(&v, "big", &data).await;
+    let out = out.unwrap();
+    v.faults[1].set(Fault::default());
+    assert_eq!((out.unwritten_shards, out.spared_shards), (1, 0));
+    assert!(
+        hung <= healthy + Duration::from_millis(2000),
+        "a hung provider held a 16 MiB put for {hung:?} (healthy: {healthy:?})"
+    );
+    assert_eq!(read_all(&v.engine, "bkt", "big").await.unwrap(), data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_quorum_a_write_fails_in_bounded_time_and_says_who_answered() {
+    let v = Vault::new(6).await;
+    v.engine.create_bucket("bkt", "owner", None).await.unwrap();
+    let data = pattern(10, 1024);
+    for i in [2, 4] {
+        v.faults[i].set(Fault {
+            hang_after_body: true,
+            ..Fault::default()
+        });
+    }
+    let (t, out) = timed_put(&v, "k", &data).await;
+    for i in [2, 4] {
+        v.faults[i].set(Fault::default());
+    }
+    let err = out.expect_err("5 of 6 shards are needed and only 4 providers answer");
+    assert!(t < Duration::from_secs(15), "{t:?}");
+    assert!(
+        matches!(
+            err,
+            EngineError::Unavailable {
+                usable: 4,
+                needed: 5,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("p2") && text.contains("p4"), "{text}");
+    assert!(
+        v.engine.head_object("bkt", "k").await.is_err(),
+        "nothing is visible"
+    );
+}

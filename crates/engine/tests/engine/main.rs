@@ -15,4 +15,5 @@ mod hedging;
 mod integrity;
 mod multipart;
 mod objects;
+mod repair;
 mod s3;

@@ -1,6 +1,7 @@
 //! Fault injection for tests: wraps a provider and makes it misbehave on command — fail a share
 //! of calls (transiently or permanently), add latency, hang, corrupt bytes on read, fail in the
-//! middle of a stream, go dark and come back. Controlled at run time through a shared [`Fault`].
+//! middle of a stream, hang after taking a put's body, go dark and come back. Controlled at
+//! run time through a shared [`Fault`].
 
 use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -34,6 +35,10 @@ pub struct Fault {
     pub dark: bool,
     /// Extra delay before every piece of a read after the first (a slow stream).
     pub chunk_delay: Duration,
+    /// Puts take their whole body and then never answer (until the fault is lifted, when
+    /// they fail without storing it): a provider paused after its socket buffers took a
+    /// small upload.
+    pub hang_after_body: bool,
 }
 
 #[derive(Debug)]
@@ -190,6 +195,22 @@ impl Provider for FaultLayer {
                 .await;
             self.lock().injected += 1;
             return res;
+        }
+        if fault.hang_after_body {
+            let mut stream = body.into_stream();
+            while let Some(item) = stream.next().await {
+                item?;
+            }
+            while self.lock().fault.hang_after_body {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            self.lock().injected += 1;
+            return Err(self.err(
+                ErrorKind::Unavailable,
+                "put",
+                Some(blob),
+                "hung after the body, then dropped it",
+            ));
         }
         self.inner.put(blob, body, mode).await
     }

@@ -128,6 +128,17 @@ pub(crate) struct ConfigFile {
     #[serde(default, rename = "provider")]
     providers: Vec<ProviderSection>,
     policy: Option<PolicySection>,
+    repair: Option<RepairSection>,
+}
+
+/// `[repair]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RepairSection {
+    interval_s: Option<u64>,
+    inventory_interval_s: Option<u64>,
+    concurrency: Option<usize>,
+    max_mib_per_s: Option<u64>,
 }
 
 /// `[server]`.
@@ -404,6 +415,38 @@ fn resolve(
         key,
         providers,
         policy,
+        repair: resolve_repair(file.repair.unwrap_or_default(), shown)?,
+    })
+}
+
+fn resolve_repair(r: RepairSection, shown: &str) -> anyhow::Result<archipel_vault::RepairSpec> {
+    let d = archipel_vault::RepairSpec::default();
+    let secs = |v: Option<u64>, name: &str, default: Duration| -> anyhow::Result<Duration> {
+        match v {
+            Some(0) => bail!("{shown}: [repair] {name} must be at least 1 (seconds)"),
+            Some(n) => Ok(Duration::from_secs(n)),
+            None => Ok(default),
+        }
+    };
+    Ok(archipel_vault::RepairSpec {
+        every: secs(r.interval_s, "interval_s", d.every)?,
+        inventory_every: secs(
+            r.inventory_interval_s,
+            "inventory_interval_s",
+            d.inventory_every,
+        )?,
+        concurrency: match r.concurrency {
+            Some(0) => bail!("{shown}: [repair] concurrency must be at least 1"),
+            Some(n) => n,
+            None => d.concurrency,
+        },
+        rate_bytes_per_s: match r.max_mib_per_s {
+            Some(0) => {
+                bail!("{shown}: [repair] max_mib_per_s must be at least 1 (omit it for no limit)")
+            }
+            Some(n) => Some(n.saturating_mul(1024 * 1024)),
+            None => None,
+        },
     })
 }
 

@@ -248,6 +248,15 @@ pub(crate) fn render(args: &InitArgs, cwd: &Path) -> anyhow::Result<String> {
     w("# max_per_operator = 2        # no operator holds more shards of one object");
     w("# max_per_jurisdiction = 2    # ≤ parity: survive the loss of any one jurisdiction");
     w("# allowed_jurisdictions = [\"FR\", \"DE\", \"NL\"]");
+    w("");
+    w("[repair]");
+    w("# Lost redundancy heals by itself: shards never written (a provider was down or hung),");
+    w("# missing or corrupt are rebuilt from the others, on their provider once it answers,");
+    w("# else on a spare the policy allows.");
+    w("# interval_s = 30             # between two rounds over the repair queue");
+    w("# inventory_interval_s = 3600 # between two listings of every provider (finds lost shards)");
+    w("# concurrency = 4");
+    w("# max_mib_per_s = 50          # rebuilt bytes per second; unlimited when omitted");
     Ok(t)
 }
 

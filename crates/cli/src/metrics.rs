@@ -149,6 +149,56 @@ pub(crate) fn renderer(
             "# HELP archipel_s3_slow_down_total Requests answered 503 SlowDown: the gateway was serving max_requests already.\n# TYPE archipel_s3_slow_down_total counter\narchipel_s3_slow_down_total {}",
             archipel_s3::slow_downs()
         );
+        let r = engine.repair_stats();
+        for (name, help, kind, value) in [
+            (
+                "archipel_repair_queued_shards",
+                "Shards queued for repair, as of the last repair round.",
+                "gauge",
+                r.queued,
+            ),
+            (
+                "archipel_repair_rebuilt_shards_total",
+                "Shards rebuilt by repair (on their provider or a spare).",
+                "counter",
+                r.rebuilt,
+            ),
+            (
+                "archipel_repair_moved_shards_total",
+                "Shards repair rebuilt on a spare provider.",
+                "counter",
+                r.moved,
+            ),
+            (
+                "archipel_repair_intact_shards_total",
+                "Queued shards repair found intact.",
+                "counter",
+                r.found_intact,
+            ),
+            (
+                "archipel_repair_failed_total",
+                "Rebuilds that failed (their shards stay queued).",
+                "counter",
+                r.failed,
+            ),
+            (
+                "archipel_repair_written_bytes_total",
+                "Bytes written by repair.",
+                "counter",
+                r.bytes_written,
+            ),
+            (
+                "archipel_repair_missing_found_total",
+                "Shards the inventory found missing from their providers.",
+                "counter",
+                r.missing_found,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        }
         out
     })
 }

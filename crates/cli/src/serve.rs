@@ -342,7 +342,8 @@ async fn serve_vault(settings: &Settings, vault: &Vault) -> anyhow::Result<()> {
         };
         tokio::spawn(archipel_s3::serve_admin(state, l, stopped(stop_rx.clone())))
     });
-    // GC, the orphan scan and upload expiry: each once across the gateways sharing the store.
+    // GC, the orphan scan, upload expiry, repair and the inventory: each once across the
+    // gateways sharing the store.
     let services = vault.spawn_services(
         archipel_vault::services::Schedule {
             gc_every: GC_INTERVAL,
@@ -350,6 +351,13 @@ async fn serve_vault(settings: &Settings, vault: &Vault) -> anyhow::Result<()> {
             orphan_min_age: ORPHAN_MIN_AGE,
             uploads_every: UPLOAD_EXPIRY_EVERY,
             upload_max_age: UPLOAD_MAX_AGE,
+            repair_every: settings.repair.every,
+            inventory_every: settings.repair.inventory_every,
+            repair: archipel_engine::RepairOptions {
+                concurrency: settings.repair.concurrency,
+                rate_bytes_per_s: settings.repair.rate_bytes_per_s,
+                ..archipel_engine::RepairOptions::default()
+            },
         },
         stop_rx.clone(),
     );

@@ -100,6 +100,19 @@ pub(crate) fn render(s: &Status) -> String {
             join(&s.shards_per_operator)
         ));
     }
+    let r = &s.repair;
+    if r.queued + r.rebuilt + r.found_intact + r.failed + r.missing_found > 0 {
+        line(format!(
+            "repair: {} shards queued; since the gateway started {} rebuilt ({} on spares, {}), {} found intact, {} failed, {} found missing by the inventory",
+            r.queued,
+            r.rebuilt,
+            r.moved,
+            crate::size::human(r.bytes_written),
+            r.found_intact,
+            r.failed,
+            r.missing_found
+        ));
+    }
     for o in &s.outages {
         line(format!("SERVING WITHOUT: {o}"));
     }

@@ -111,6 +111,8 @@ pub(crate) struct RepairTotals {
     pub(crate) bytes_written: AtomicU64,
     pub(crate) rounds: AtomicU64,
     pub(crate) missing_found: AtomicU64,
+    /// The queue's length at the end of the last round.
+    pub(crate) queued: AtomicU64,
 }
 
 /// Repair totals since the engine started.
@@ -132,6 +134,8 @@ pub struct RepairStats {
     pub rounds: u64,
     /// Shards the inventory found missing.
     pub missing_found: u64,
+    /// Shards queued, as of the end of the last round.
+    pub queued: u64,
 }
 
 /// How long a provider gets to answer the check before a round writes to it.
@@ -191,6 +195,7 @@ impl Engine {
             bytes_written: get(&t.bytes_written),
             rounds: get(&t.rounds),
             missing_found: get(&t.missing_found),
+            queued: get(&t.queued),
         }
     }
 
@@ -251,6 +256,7 @@ impl Engine {
         };
         inner.repairs.rounds.fetch_add(1, Ordering::Relaxed);
         if entries.is_empty() {
+            inner.repairs.queued.store(0, Ordering::Relaxed);
             return Ok(report);
         }
 
@@ -328,6 +334,9 @@ impl Engine {
         t.obsolete.fetch_add(report.obsolete, Ordering::Relaxed);
         t.bytes_written
             .fetch_add(report.bytes_written, Ordering::Relaxed);
+        if let Ok(n) = inner.meta.count_repair().await {
+            t.queued.store(n, Ordering::Relaxed);
+        }
         if report.rebuilt + report.found_intact > 0 {
             tracing::info!(
                 "repair: {} shards rebuilt ({} on spares), {} found intact, {} obsolete, {} waiting",

@@ -53,8 +53,8 @@ pub use registry::{AddedProvider, NewProvider, RegistryEntry};
 pub use secrets::{Credentials, CredentialsOrigin, KeyOrigin, Unlocked};
 pub use spec::{
     DEFAULT_ADMIN_LISTEN, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_REGION, DEMO_PROVIDERS,
-    KeySpec, Listen, MetaSpec, ProviderBackend, ProviderSpec, VaultSpec, passphrase_from_env,
-    valid_provider_name,
+    KeySpec, Listen, MetaSpec, ProviderBackend, ProviderSpec, RepairSpec, VaultSpec,
+    passphrase_from_env, valid_provider_name,
 };
 pub use stack::Built;
 pub use status::Status;

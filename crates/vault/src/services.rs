@@ -1,5 +1,6 @@
 //! The vault's periodic services — garbage collection, the orphan scan, the expiry of
-//! abandoned multipart uploads — run once across every gateway sharing the metadata store:
+//! abandoned multipart uploads, repair (rebuilding the shards of the repair queue) and the
+//! inventory (finding shards missing from their providers, for repair) — run once across every gateway sharing the metadata store:
 //! each round takes (or renews) the lease `service:<name>` first, held until its next round
 //! is due plus [`LEASE`](crate::jobs::LEASE), so the gateway that runs a service keeps it and
 //! another takes over only when it stops. Each round's outcome is kept as the record
@@ -29,12 +30,18 @@ pub struct Schedule {
     pub uploads_every: Duration,
     /// Uploads older than this are aborted.
     pub upload_max_age: Duration,
+    /// Rounds over the repair queue.
+    pub repair_every: Duration,
+    /// Inventories of what each provider holds.
+    pub inventory_every: Duration,
+    /// How a repair round may run.
+    pub repair: archipel_engine::RepairOptions,
 }
 
 /// A service as last recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceRecord {
-    /// `gc`, `orphan-scan` or `upload-expiry`.
+    /// `gc`, `orphan-scan`, `upload-expiry`, `repair` or `inventory`.
     pub name: String,
     /// Seconds between rounds.
     pub every_s: u64,
@@ -90,6 +97,8 @@ impl Vault {
             "gc" => s.gc_every,
             "orphan-scan" => s.orphans_every,
             "upload-expiry" => s.uploads_every,
+            "repair" => s.repair_every,
+            "inventory" => s.inventory_every,
             other => return Err(VaultError::Invalid(format!("no service {other:?}"))),
         };
         if !self.hold(service, every).await? {
@@ -106,6 +115,30 @@ impl Vault {
                 .reclaim_orphans(s.orphan_min_age)
                 .await
                 .map(|r| format!("{r:?}"))
+                .map_err(|e| e.to_string()),
+            "repair" => engine
+                .repair_once(&s.repair)
+                .await
+                .map(|r| {
+                    format!(
+                        "{} examined: {} rebuilt ({} on spares, {} bytes), {} intact, {} obsolete, {} waiting",
+                        r.examined, r.rebuilt, r.moved, r.bytes_written, r.found_intact, r.obsolete, r.waiting
+                    )
+                })
+                .map_err(|e| e.to_string()),
+            "inventory" => engine
+                .inventory_once()
+                .await
+                .map(|r| {
+                    let mut out = format!(
+                        "{} providers listed, {} versions checked, {} shards missing (queued)",
+                        r.providers_listed, r.versions, r.missing
+                    );
+                    if !r.providers_skipped.is_empty() {
+                        out.push_str(&format!("; not listed: {}", r.providers_skipped.join(", ")));
+                    }
+                    out
+                })
                 .map_err(|e| e.to_string()),
             _ => engine
                 .expire_uploads(s.upload_max_age)
@@ -149,6 +182,8 @@ impl Vault {
                 ("gc", schedule.gc_every),
                 ("orphan-scan", schedule.orphans_every),
                 ("upload-expiry", schedule.uploads_every),
+                ("repair", schedule.repair_every),
+                ("inventory", schedule.inventory_every),
             ];
             let tick = services
                 .iter()

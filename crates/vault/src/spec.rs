@@ -253,6 +253,32 @@ pub struct VaultSpec {
     pub providers: Vec<ProviderSpec>,
     /// The default policy for new buckets (`None` = [`Policy::default_for`] the providers).
     pub policy: Option<Policy>,
+    /// How the repair service runs (`[repair]`).
+    pub repair: RepairSpec,
+}
+
+/// `[repair]`: the always-on repair of lost redundancy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RepairSpec {
+    /// Between two rounds over the repair queue (`interval_s`).
+    pub every: std::time::Duration,
+    /// Between two inventories of what each provider holds (`inventory_interval_s`).
+    pub inventory_every: std::time::Duration,
+    /// Object versions repaired at once (`concurrency`).
+    pub concurrency: usize,
+    /// Rebuilt bytes written per second at most (`max_mib_per_s`; `None`: unlimited).
+    pub rate_bytes_per_s: Option<u64>,
+}
+
+impl Default for RepairSpec {
+    fn default() -> Self {
+        RepairSpec {
+            every: std::time::Duration::from_secs(30),
+            inventory_every: std::time::Duration::from_secs(3600),
+            concurrency: 4,
+            rate_bytes_per_s: None,
+        }
+    }
 }
 
 impl fmt::Debug for VaultSpec {
@@ -317,6 +343,7 @@ impl VaultSpec {
             key: KeySpec::default(),
             providers,
             policy: None,
+            repair: RepairSpec::default(),
         })
     }
 

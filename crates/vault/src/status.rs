@@ -96,6 +96,28 @@ pub struct Status {
     /// few seconds), with what their check found.
     #[serde(default)]
     pub outages: Vec<String>,
+    /// The repair service, as this gateway has run it since it started.
+    #[serde(default)]
+    pub repair: RepairStatus,
+}
+
+/// The repair queue and what repair did since the gateway started.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RepairStatus {
+    /// Shards queued for repair now.
+    pub queued: u64,
+    /// Shards rebuilt.
+    pub rebuilt: u64,
+    /// Of those, on a spare provider.
+    pub moved: u64,
+    /// Queued shards found intact after all.
+    pub found_intact: u64,
+    /// Rebuilds that failed (their shards stay queued).
+    pub failed: u64,
+    /// Bytes written by repair.
+    pub bytes_written: u64,
+    /// Shards the inventory found missing from their providers.
+    pub missing_found: u64,
 }
 
 /// Shard entries held at once by [`collect`] (about 100 bytes each): past this many shards the
@@ -381,5 +403,17 @@ pub async fn collect_with_budget(v: &Vault, budget: usize) -> Result<Status> {
         unreadable_objects: t.unreadable_objects,
         registry_notes: v.registry_notes(),
         outages,
+        repair: {
+            let r = v.engine().repair_stats();
+            RepairStatus {
+                queued: v.meta().count_repair().await?,
+                rebuilt: r.rebuilt,
+                moved: r.moved,
+                found_intact: r.found_intact,
+                failed: r.failed,
+                bytes_written: r.bytes_written,
+                missing_found: r.missing_found,
+            }
+        },
     })
 }

@@ -258,6 +258,9 @@ async fn a_service_runs_only_where_its_lease_is_held() {
         orphan_min_age: Duration::from_secs(3600),
         uploads_every: Duration::from_secs(3600),
         upload_max_age: Duration::from_secs(7 * 86_400),
+        repair_every: Duration::from_secs(3600),
+        inventory_every: Duration::from_secs(3600),
+        repair: archipel_engine::RepairOptions::default(),
     };
     // Another gateway holds the GC for the next minute: this one does not run it.
     let lease = CheckpointName::new("service:gc").unwrap();

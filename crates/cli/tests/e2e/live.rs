@@ -404,3 +404,135 @@ fn serve_starts_with_two_of_six_providers_unreachable_and_uses_them_again_when_b
     }
     server.stop();
 }
+
+/// Makes provider `p` of the zero-config layout unreachable (its directory replaced by a file)
+/// or brings it back.
+fn take_away(providers: &Path, p: &str) {
+    std::fs::rename(providers.join(p), providers.join(format!("{p}.away"))).unwrap();
+    std::fs::write(providers.join(p), b"not a directory").unwrap();
+}
+
+fn bring_back(providers: &Path, p: &str) {
+    std::fs::remove_file(providers.join(p)).unwrap();
+    std::fs::rename(providers.join(format!("{p}.away")), providers.join(p)).unwrap();
+}
+
+/// Polls `status --json` until `done` holds (or panics after `secs`); the last status.
+fn wait_status(
+    dir: &Path,
+    config: &Path,
+    secs: u64,
+    what: &str,
+    server: &Server,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let status = json(&cli_ok(dir, config, &["status", "--json"]));
+        if done(&status) {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} within {secs} s: {status}\n{}",
+            server.stderr()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn lost_redundancy_heals_by_itself_when_a_provider_comes_back_or_was_wiped() {
+    let Some(aws) = archipel_testkit::require_tool("aws", "the self-healing test") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (config, port, _) = init(dir);
+    // Repair every second, an inventory every two.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text
+        .replace("# interval_s = 30 ", "interval_s = 1 ")
+        .replace("# inventory_interval_s = 3600", "inventory_interval_s = 2");
+    assert!(text.contains("\ninterval_s = 1 ") && text.contains("\ninventory_interval_s = 2"));
+    std::fs::write(&config, text).unwrap();
+    let work = dir.join("work");
+    std::fs::create_dir(&work).unwrap();
+    let data: Vec<u8> = (0..900 * 1024u32).map(|i| (i * 13 % 251) as u8).collect();
+    std::fs::write(work.join("obj.bin"), &data).unwrap();
+    std::fs::write(work.join("small.txt"), b"a small object, in packs\n").unwrap();
+    let providers = dir.join("archipel-data").join("providers");
+
+    let server = serve(dir, &config, port);
+    server.aws_root(&aws, &work).ok(&["s3", "mb", "s3://heal"]);
+    server.stop();
+
+    // Written while p5 is away: its shards are queued.
+    take_away(&providers, "p5");
+    let server = serve(dir, &config, port);
+    let root = server.aws_root(&aws, &work);
+    root.ok(&["s3", "cp", "obj.bin", "s3://heal/obj.bin"]);
+    root.ok(&["s3", "cp", "small.txt", "s3://heal/small.txt"]);
+    let status = json(&cli_ok(dir, &config, &["status", "--json"]));
+    assert_eq!(status["repair"]["queued"], 2, "{status}");
+    assert_eq!(status["redundancy"]["degraded"], 2, "{status}");
+
+    // p5 comes back: the gateway sees it again and repair gives it its shards, unasked.
+    bring_back(&providers, "p5");
+    let status = wait_status(dir, &config, 60, "p5 used again", &server, |s| {
+        s["outages"].as_array().is_some_and(Vec::is_empty)
+    });
+    let back = std::time::Instant::now();
+    let status = wait_status(dir, &config, 30, "the shards repaired", &server, |s| {
+        s["repair"]["queued"] == 0 && s["redundancy"]["degraded"] == 0
+    });
+    let healed = back.elapsed();
+    assert_eq!(status["repair"]["rebuilt"], 2, "{status}");
+    assert!(
+        healed < std::time::Duration::from_secs(5),
+        "repair runs every second; healing took {healed:?}"
+    );
+    server.stop();
+
+    // Any two other providers can go now.
+    let check_without = |gone: [&str; 2]| {
+        for p in gone {
+            take_away(&providers, p);
+        }
+        let server = serve(dir, &config, port);
+        let root = server.aws_root(&aws, &work);
+        for f in ["obj.bin", "small.txt"] {
+            let _ = std::fs::remove_file(work.join("back"));
+            root.ok(&["s3", "cp", &format!("s3://heal/{f}"), "back"]);
+            assert_eq!(
+                std::fs::read(work.join("back")).unwrap(),
+                std::fs::read(work.join(f)).unwrap(),
+                "{f} without {gone:?}"
+            );
+        }
+        server.stop();
+        for p in gone {
+            bring_back(&providers, p);
+        }
+    };
+    check_without(["p1", "p3"]);
+
+    // p2 loses everything it held (a replaced disk): the inventory notices, repair refills it.
+    for e in std::fs::read_dir(providers.join("p2")).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            std::fs::remove_dir_all(&p).unwrap();
+        } else {
+            std::fs::remove_file(&p).unwrap();
+        }
+    }
+    let server = serve(dir, &config, port);
+    let status = wait_status(dir, &config, 30, "p2 refilled", &server, |s| {
+        s["repair"]["missing_found"].as_u64().unwrap_or(0) >= 2
+            && s["repair"]["queued"] == 0
+            && s["redundancy"]["degraded"] == 0
+    });
+    assert!(status["repair"]["rebuilt"].as_u64().unwrap() >= 2, "{status}");
+    server.stop();
+    check_without(["p4", "p6"]);
+}

@@ -479,7 +479,7 @@ fn lost_redundancy_heals_by_itself_when_a_provider_comes_back_or_was_wiped() {
 
     // p5 comes back: the gateway sees it again and repair gives it its shards, unasked.
     bring_back(&providers, "p5");
-    let status = wait_status(dir, &config, 60, "p5 used again", &server, |s| {
+    wait_status(dir, &config, 60, "p5 used again", &server, |s| {
         s["outages"].as_array().is_some_and(Vec::is_empty)
     });
     let back = std::time::Instant::now();
@@ -532,7 +532,10 @@ fn lost_redundancy_heals_by_itself_when_a_provider_comes_back_or_was_wiped() {
             && s["repair"]["queued"] == 0
             && s["redundancy"]["degraded"] == 0
     });
-    assert!(status["repair"]["rebuilt"].as_u64().unwrap() >= 2, "{status}");
+    assert!(
+        status["repair"]["rebuilt"].as_u64().unwrap() >= 2,
+        "{status}"
+    );
     server.stop();
     check_without(["p4", "p6"]);
 }

@@ -2,10 +2,13 @@
 //!
 //! `s3s` checks signatures, but some of its defaults are not ours (docs/security.md):
 //!
+//! * **The signing scheme** is read as `s3s` reads it (decoded query names, its order of
+//!   precedence, one `Authorization` header), so no check here can be skipped by spelling a
+//!   request differently.
 //! * **SigV2** (`Authorization: AWS key:sig`, `?Signature=…&AWSAccessKeyId=…`, a POST form
 //!   with `signature`) is refused unless the configuration allows it; when allowed, the
 //!   request's `Date` must be within 15 minutes of ours and a presigned v2 URL may live at most
-//!   7 days.
+//!   7 days, and its signature is then checked in constant time by `crate::sigv2`.
 //! * **Presigned SigV4 URLs** live at most 7 days (`X-Amz-Expires` ≤ 604800), as in S3.
 //! * **Unsigned `x-amz-*` headers** are refused: a header an attacker could add to a signed
 //!   request (`x-amz-meta-*`, `x-amz-copy-source`, …) must be covered by its signature.
@@ -40,7 +43,7 @@ pub(crate) struct Refusal {
 }
 
 impl Refusal {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Refusal {
             status,
             code,
@@ -76,6 +79,45 @@ impl Refusal {
     }
 }
 
+/// Why a request is answered before `s3s`: a [`Refusal`] of the guard's own, or an error of
+/// the secret lookup, answered as `s3s` would have answered it.
+#[derive(Debug)]
+pub(crate) enum Refused {
+    Guard(Refusal),
+    S3(s3s::S3Error),
+}
+
+impl From<Refusal> for Refused {
+    fn from(r: Refusal) -> Self {
+        Refused::Guard(r)
+    }
+}
+
+impl Refused {
+    /// The S3 error code.
+    pub(crate) fn code(&self) -> &str {
+        match self {
+            Refused::Guard(r) => r.code,
+            Refused::S3(e) => e.code().as_str(),
+        }
+    }
+
+    /// The S3 error document.
+    pub(crate) fn response(self) -> http::Response<s3s::Body> {
+        match self {
+            Refused::Guard(r) => r.response(),
+            Refused::S3(e) => e.to_http_response().unwrap_or_else(|_| {
+                Refusal::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalError",
+                    "We encountered an internal error. Please try again.",
+                )
+                .response()
+            }),
+        }
+    }
+}
+
 pub(crate) fn xml_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -91,7 +133,11 @@ pub(crate) fn xml_escape(s: &str) -> String {
     out
 }
 
-/// How a request says who sent it.
+/// How a request says who sent it, decided the way `s3s` 0.14 decides it (`ops/signature.rs`:
+/// a presigned SigV2 query first, then a SigV2 header, then SigV4 presigned, then SigV4
+/// header), over the same view of the request: query names and values percent-decoded, the
+/// one `Authorization` header. A request whose scheme the guard read differently from `s3s`
+/// could skip a check here and still be authenticated there.
 #[derive(Debug, PartialEq, Eq)]
 enum Signing<'a> {
     Anonymous,
@@ -100,11 +146,11 @@ enum Signing<'a> {
     },
     V4Presigned {
         signed: Vec<String>,
-        expires: Option<&'a str>,
+        expires: Option<String>,
     },
     V2Header,
     V2Presigned {
-        expires: Option<&'a str>,
+        expires: Option<String>,
     },
 }
 
@@ -114,51 +160,90 @@ fn query_pairs(q: &str) -> impl Iterator<Item = (&str, &str)> {
         .map(|p| p.split_once('=').unwrap_or((p, "")))
 }
 
-fn signing<'a>(headers: &'a http::HeaderMap, query: &'a str) -> Signing<'a> {
-    if let Some(auth) = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        if let Some(rest) = auth.strip_prefix("AWS4-") {
-            let signed = rest
-                .split(',')
-                .filter_map(|p| p.trim().strip_prefix("SignedHeaders="))
-                .flat_map(|s| s.split(';'))
-                .collect();
-            return Signing::V4Header { signed };
-        }
-        if auth.starts_with("AWS ") {
-            return Signing::V2Header;
-        }
-    }
-    let mut v4 = false;
-    let mut v2 = false;
-    let mut signed = Vec::new();
-    let mut expires = None;
-    for (k, v) in query_pairs(query) {
-        match k {
-            "X-Amz-Signature" | "X-Amz-Algorithm" => v4 = true,
-            "X-Amz-SignedHeaders" => {
-                v4 = true;
-                let decoded = percent_decode(v);
-                signed = decoded.split(';').map(str::to_string).collect();
-            }
-            "X-Amz-Expires" => expires = Some(v),
-            "Signature" | "AWSAccessKeyId" => v2 = true,
-            "Expires" if !v4 => expires = Some(v),
-            _ => {}
-        }
-    }
-    if v4 {
-        Signing::V4Presigned { signed, expires }
-    } else if v2 {
-        Signing::V2Presigned { expires }
-    } else {
-        Signing::Anonymous
+/// A query as `s3s` reads it (`OrderedQs`: form-urlencoded, names and values decoded, sorted
+/// by name, repeated names kept in order).
+pub(crate) fn decoded_query(q: &str) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = query_pairs(q)
+        .map(|(k, v)| (percent_decode(k), percent_decode(v)))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// The value of `name` if it occurs exactly once (`s3s`'s `get_unique`).
+pub(crate) fn unique<'a, K: AsRef<str>, V: AsRef<str>>(
+    pairs: &'a [(K, V)],
+    name: &str,
+) -> Option<&'a str> {
+    let mut found = pairs.iter().filter(|(k, _)| k.as_ref() == name);
+    match (found.next(), found.next()) {
+        (Some((_, v)), None) => Some(v.as_ref()),
+        _ => None,
     }
 }
 
-fn percent_decode(s: &str) -> String {
+/// The request's `Authorization` header: none, or one in ASCII. Two of them, or one that is
+/// not text, could be read one way here and another by `s3s`: refused.
+pub(crate) fn authorization(headers: &http::HeaderMap) -> Result<Option<&str>, Refusal> {
+    let mut all = headers.get_all(http::header::AUTHORIZATION).iter();
+    match (all.next(), all.next()) {
+        (None, _) => Ok(None),
+        (Some(v), None) => v.to_str().map(Some).map_err(|_| {
+            Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidArgument",
+                "The Authorization header must be ASCII text.",
+            )
+        }),
+        (Some(_), Some(_)) => Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidArgument",
+            "A request carries at most one Authorization header.",
+        )),
+    }
+}
+
+fn signing<'a>(auth: Option<&'a str>, query: &str) -> Signing<'a> {
+    let qs = decoded_query(query);
+    let has = |name: &str| qs.iter().any(|(k, _)| k == name);
+    if has("Signature") {
+        return Signing::V2Presigned {
+            expires: unique(&qs, "Expires").map(str::to_string),
+        };
+    }
+    if let Some(auth) = auth
+        && auth.starts_with("AWS ")
+    {
+        return Signing::V2Header;
+    }
+    if has("X-Amz-Signature")
+        || (auth.is_none() && (has("X-Amz-Algorithm") || has("X-Amz-SignedHeaders")))
+    {
+        let signed = unique(&qs, "X-Amz-SignedHeaders")
+            .map(|s| s.split(';').map(str::to_string).collect())
+            .unwrap_or_default();
+        return Signing::V4Presigned {
+            signed,
+            expires: unique(&qs, "X-Amz-Expires").map(str::to_string),
+        };
+    }
+    if let Some(rest) = auth.and_then(|a| a.strip_prefix("AWS4-")) {
+        let signed = rest
+            .split(',')
+            .filter_map(|p| p.trim().strip_prefix("SignedHeaders="))
+            .flat_map(|s| s.split(';'))
+            .collect();
+        return Signing::V4Header { signed };
+    }
+    if has("AWSAccessKeyId") {
+        return Signing::V2Presigned {
+            expires: unique(&qs, "Expires").map(str::to_string),
+        };
+    }
+    Signing::Anonymous
+}
+
+pub(crate) fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -189,6 +274,32 @@ fn sigv2_refused() -> Refusal {
     )
 }
 
+/// A SigV2 `Date` or `x-amz-date` in seconds since the epoch: an HTTP date (`… GMT`), or
+/// RFC 1123 with a numeric zone (`Tue, 27 Mar 2007 19:36:42 +0000`, as s3cmd and the S3 guide
+/// write it).
+fn sigv2_date(date: &str) -> Option<u64> {
+    let secs = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
+    if let Ok(t) = httpdate::parse_http_date(date) {
+        return Some(secs(t));
+    }
+    let (time, zone) = date.rsplit_once(' ')?;
+    let (sign, hhmm) = match zone.as_bytes().first()? {
+        b'+' => (1i64, &zone[1..]),
+        b'-' => (-1i64, &zone[1..]),
+        _ => return None,
+    };
+    if hhmm.len() != 4 || !hhmm.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (h, m): (i64, i64) = (hhmm[..2].parse().ok()?, hhmm[2..].parse().ok()?);
+    let local = secs(httpdate::parse_http_date(&format!("{time} GMT")).ok()?);
+    // Local time = UTC + offset.
+    u64::try_from(i64::try_from(local).ok()? - sign * (h * 3600 + m * 60)).ok()
+}
+
 /// Checks a request's head (method, URI, headers); `now` in seconds since the epoch.
 pub(crate) fn check_head(
     parts: &http::request::Parts,
@@ -196,7 +307,7 @@ pub(crate) fn check_head(
     now: u64,
 ) -> Result<(), Refusal> {
     let query = parts.uri.query().unwrap_or("");
-    let sig = signing(&parts.headers, query);
+    let sig = signing(authorization(&parts.headers)?, query);
     match &sig {
         Signing::V2Header | Signing::V2Presigned { .. } if !config.allow_sigv2 => {
             return Err(sigv2_refused());
@@ -214,16 +325,13 @@ pub(crate) fn check_head(
                         "AWS authentication requires a valid Date or x-amz-date header",
                     )
                 })?;
-            let t = httpdate::parse_http_date(date).map_err(|_| {
+            let t = sigv2_date(date).ok_or_else(|| {
                 Refusal::new(
                     StatusCode::FORBIDDEN,
                     "AccessDenied",
                     format!("AWS authentication requires a valid Date or x-amz-date header (got {date:?})"),
                 )
             })?;
-            let t = t
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
             if t.abs_diff(now) > MAX_SKEW_SECS {
                 return Err(Refusal::new(
                     StatusCode::FORBIDDEN,
@@ -235,13 +343,16 @@ pub(crate) fn check_head(
             }
         }
         Signing::V2Presigned { expires } => {
-            let at: u64 = expires.and_then(|e| e.parse().ok()).ok_or_else(|| {
-                Refusal::new(
-                    StatusCode::FORBIDDEN,
-                    "AccessDenied",
-                    "a presigned SigV2 URL needs Expires (seconds since the epoch)",
-                )
-            })?;
+            let at: u64 = expires
+                .as_deref()
+                .and_then(|e| e.parse().ok())
+                .ok_or_else(|| {
+                    Refusal::new(
+                        StatusCode::FORBIDDEN,
+                        "AccessDenied",
+                        "a presigned SigV2 URL needs Expires (seconds since the epoch)",
+                    )
+                })?;
             if at > now + MAX_PRESIGNED_SECS {
                 return Err(expires_too_long());
             }
@@ -532,6 +643,13 @@ pub fn fuzz_guard(data: &[u8]) {
         c.allow_sigv2 = allow;
         let _ = check_head(&parts, &c, 1_800_000_000);
     }
+    // The SigV2 reading and string to sign, path style and with a virtual-host domain.
+    let domain = s3s::host::MultiDomain::new(["example.com"]).ok();
+    for host in [None, domain.as_ref().map(|h| h as &dyn s3s::host::S3Host)] {
+        if let Ok(Some(p)) = crate::sigv2::presented(&parts, host, 1_800_000_000) {
+            let _ = crate::sigv2::check(&p, "SK");
+        }
+    }
     let _ = is_form_post(&parts);
     if let Some(boundary) = boundary(&parts) {
         let _ = form_fields(body, &boundary);
@@ -614,6 +732,81 @@ mod tests {
             check_head(&presigned, &cfg(true), NOW).unwrap_err().code,
             "AuthorizationQueryParametersError"
         );
+    }
+
+    /// The scheme is read as s3s reads it: decoded query names, a SigV2 query before any
+    /// header, a SigV4 query before the header, one `Authorization` header.
+    #[test]
+    fn the_signing_scheme_is_read_as_s3s_reads_it() {
+        let v4 = "AWS4-HMAC-SHA256 Credential=AK/20260101/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-date;x-amz-meta-evil, Signature=ab";
+        for disguised in [
+            parts("GET", "/b/k?AWSAccessKeyId=AK&Expires=1&Sig%6Eature=x", &[]),
+            parts(
+                "GET",
+                "/b/k?Signature=x&AWSAccessKeyId=AK&Expires=1",
+                &[("authorization", v4)],
+            ),
+        ] {
+            assert_eq!(
+                check_head(&disguised, &cfg(false), NOW).unwrap_err().code,
+                "InvalidRequest"
+            );
+        }
+        let twice = parts(
+            "GET",
+            "/b/k",
+            &[("authorization", v4), ("authorization", "AWS AK:c2ln")],
+        );
+        assert_eq!(
+            check_head(&twice, &cfg(true), NOW).unwrap_err().code,
+            "InvalidArgument"
+        );
+        // s3s checks the query's signature, which signs only `host`: the header's list of
+        // signed headers does not cover x-amz-meta-evil.
+        let both = parts(
+            "PUT",
+            "/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=60&X-Amz-SignedHeaders=host&X-Amz-Signature=ab",
+            &[("authorization", v4), ("x-amz-meta-evil", "1")],
+        );
+        assert_eq!(
+            check_head(&both, &cfg(false), NOW).unwrap_err().code,
+            "AccessDenied"
+        );
+        let encoded = parts(
+            "GET",
+            "/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expir%65s=604801&X-Amz-SignedHeaders=host&X-Amz-Sig%6Eature=ab",
+            &[],
+        );
+        assert_eq!(
+            check_head(&encoded, &cfg(false), NOW).unwrap_err().code,
+            "AuthorizationQueryParametersError"
+        );
+    }
+
+    #[test]
+    fn sigv2_dates_may_carry_a_numeric_zone() {
+        let gmt = sigv2_date("Tue, 27 Mar 2007 19:36:42 GMT").unwrap();
+        assert_eq!(gmt, 1_175_024_202);
+        assert_eq!(sigv2_date("Tue, 27 Mar 2007 19:36:42 +0000"), Some(gmt));
+        assert_eq!(sigv2_date("Tue, 27 Mar 2007 21:36:42 +0200"), Some(gmt));
+        assert_eq!(sigv2_date("Tue, 27 Mar 2007 14:06:42 -0530"), Some(gmt));
+        for junk in [
+            "Tue, 27 Mar 2007 19:36:42 +00",
+            "Tue, 27 Mar 2007 19:36:42 EST",
+            "+0000",
+            "",
+        ] {
+            assert_eq!(sigv2_date(junk), None, "{junk}");
+        }
+        let s3cmd = parts(
+            "GET",
+            "/b/k",
+            &[
+                ("authorization", "AWS AK:c2ln"),
+                ("x-amz-date", "Fri, 15 Jan 2027 08:00:00 +0000"),
+            ],
+        );
+        assert!(check_head(&s3cmd, &cfg(true), 1_800_000_000).is_ok());
     }
 
     #[test]

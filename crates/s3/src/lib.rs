@@ -22,6 +22,7 @@ mod errors;
 mod expect;
 mod gateway;
 mod guard;
+mod sigv2;
 #[cfg(test)]
 mod snapshots;
 mod tagging;
@@ -100,12 +101,16 @@ pub fn service(engine: Engine, config: &GatewayConfig) -> s3s::service::S3Servic
     b.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
         s3s_limits(),
     ))));
-    if let Some(domain) = &config.domain
-        && let Ok(host) = s3s::host::MultiDomain::new(&[domain.as_str()])
-    {
+    if let Some(host) = virtual_host(config) {
         b.set_host(host);
     }
     b.build()
+}
+
+/// The virtual hosts (`bucket.<domain>`) s3s serves, and the guard's SigV2 check reads alike.
+fn virtual_host(config: &GatewayConfig) -> Option<s3s::host::MultiDomain> {
+    let domain = config.domain.as_deref()?;
+    s3s::host::MultiDomain::new([domain]).ok()
 }
 
 /// The request guard over untrusted bytes (fuzz target `request_guard`).
@@ -148,22 +153,24 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), GatewayError> {
     let svc = service(engine.clone(), &config);
+    let sigv2 = Arc::new(sigv2::Verifier::new(engine.clone(), &config));
     let ids = Arc::new(RequestIds::new());
     let (header_bytes, grace) = (config.max_header_bytes, config.shutdown_grace);
     let slots = Arc::new(tokio::sync::Semaphore::new(config.max_requests.max(1)));
     let config = Arc::new(config);
     serve_http(listener, shutdown, header_bytes, grace, move || {
         let (svc, ids, engine, config) = (svc.clone(), ids.clone(), engine.clone(), config.clone());
-        let slots = slots.clone();
+        let (slots, sigv2) = (slots.clone(), sigv2.clone());
         hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
             let (svc, engine, config, id) =
                 (svc.clone(), engine.clone(), config.clone(), ids.next());
+            let sigv2 = sigv2.clone();
             let slot = slots.clone().try_acquire_owned();
             async move {
                 let Ok(slot) = slot else {
                     return Ok::<_, s3s::HttpError>(slow_down(&id, config.max_requests));
                 };
-                let resp = handle(svc, engine, config, id, req).await?;
+                let resp = handle(svc, engine, config, &sigv2, id, req).await?;
                 // The slot is held until the response body is sent (a GET streams stripes).
                 Ok(if resp.body().bytes().is_some() {
                     resp
@@ -229,6 +236,7 @@ async fn handle(
     svc: s3s::service::S3Service,
     engine: Engine,
     config: Arc<GatewayConfig>,
+    sigv2: &sigv2::Verifier,
     id: String,
     req: http::Request<hyper::body::Incoming>,
 ) -> Result<http::Response<s3s::Body>, s3s::HttpError> {
@@ -246,17 +254,23 @@ async fn handle(
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        // Refusals that must come before s3s reads or buffers anything (see `guard`).
+        // Refusals that must come before s3s reads or buffers anything (see `guard`), then
+        // SigV2 signatures, compared here in constant time (see `sigv2`).
         let body = match guard::check_head(&parts, &config, now) {
-            Err(refusal) => Err(refusal),
-            Ok(()) if guard::is_form_post(&parts) => guard::form_post(&parts, body, &config).await,
-            Ok(()) => Ok(s3s::Body::from(body)),
+            Err(refusal) => Err(refusal.into()),
+            Ok(()) => match sigv2.verify(&parts, now).await {
+                Err(refused) => Err(refused),
+                Ok(()) if guard::is_form_post(&parts) => guard::form_post(&parts, body, &config)
+                    .await
+                    .map_err(guard::Refused::from),
+                Ok(()) => Ok(s3s::Body::from(body)),
+            },
         };
         match body {
             Ok(body) => svc.call(http::Request::from_parts(parts, body)).await?,
-            Err(refusal) => {
-                tracing::debug!(request_id = %id, code = refusal.code, "refused before parsing");
-                refusal.response()
+            Err(refused) => {
+                tracing::debug!(request_id = %id, code = refused.code(), "refused before parsing");
+                refused.response()
             }
         }
     };

@@ -18,6 +18,13 @@ pub struct RcloneWebDav {
     pub config: WebDavConfig,
 }
 
+impl RcloneWebDav {
+    /// The server's process id (to pause it with SIGSTOP in a test, say).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for RcloneWebDav {
     fn drop(&mut self) {
         let _ = self.child.kill();

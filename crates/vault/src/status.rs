@@ -124,6 +124,9 @@ pub struct RepairStatus {
 /// inventory takes more passes over the metadata instead of more memory.
 pub const DEFAULT_BUDGET: usize = 400_000;
 
+/// How long a provider gets to answer one listing (or `head`) of the report.
+const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Object names listed as unreadable at most.
 const MAX_NAMED: usize = 1000;
 
@@ -221,7 +224,20 @@ pub async fn collect_with_budget(v: &Vault, budget: usize) -> Result<Status> {
                         return (Ok(Vec::new()), 0);
                     }
                     let started = Instant::now();
-                    let r = b.slot.provider.list_all(&prefix).await;
+                    // A provider that hangs (paused, a dead TCP peer) must not hang the report.
+                    let r = match tokio::time::timeout(
+                        ANSWER_WITHIN,
+                        b.slot.provider.list_all(&prefix),
+                    )
+                    .await
+                    {
+                        Ok(r) => r.map_err(|e| e.to_string()),
+                        Err(_) => Err(format!(
+                            "{}: no answer to a listing within {} s",
+                            b.slot.info.name,
+                            ANSWER_WITHIN.as_secs()
+                        )),
+                    };
                     (r, started.elapsed().as_millis() as u64)
                 }
             }))
@@ -239,7 +255,7 @@ pub async fn collect_with_budget(v: &Vault, budget: usize) -> Result<Status> {
                     }
                     Err(e) => {
                         ps.reachable = false;
-                        ps.error = Some(e.to_string());
+                        ps.error = Some(e);
                         ps.list_ms = None;
                         l.clear();
                     }
@@ -308,7 +324,21 @@ pub async fn collect_with_budget(v: &Vault, budget: usize) -> Result<Status> {
                             } else if judged_here && providers[pi].reachable {
                                 let present = match archipel_provider::BlobName::new(p.blob.clone())
                                 {
-                                    Ok(name) => built[pi].slot.provider.head(&name).await.is_ok(),
+                                    Ok(name) => {
+                                        let head = built[pi].slot.provider.head(&name);
+                                        match tokio::time::timeout(ANSWER_WITHIN, head).await {
+                                            Ok(r) => r.is_ok(),
+                                            Err(_) => {
+                                                // Not asked again in this report.
+                                                providers[pi].reachable = false;
+                                                providers[pi].error = Some(format!(
+                                                    "no answer to a head within {} s",
+                                                    ANSWER_WITHIN.as_secs()
+                                                ));
+                                                false
+                                            }
+                                        }
+                                    }
                                     Err(_) => false,
                                 };
                                 here += usize::from(present);

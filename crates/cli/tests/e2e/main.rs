@@ -10,3 +10,4 @@ mod live;
 mod ops;
 mod readme;
 mod snapshots;
+mod stragglers;

@@ -58,7 +58,7 @@ fn default_message(code: &str, status: http::StatusCode) -> String {
         "InvalidAccessKeyId" => "The AWS access key Id you provided does not exist in our records.",
         "InvalidArgument" => "Invalid Argument",
         "InvalidBucketName" => {
-            "The specified bucket is not valid: a bucket name has 3 to 63 characters (lowercase              letters, digits, '.' and '-'), begins and ends with a letter or digit, and is not              an IP address."
+            "The specified bucket is not valid: a bucket name has 3 to 63 characters (lowercase letters, digits, '.' and '-'), begins and ends with a letter or digit, and is not an IP address."
         }
         "InvalidDigest" => "The Content-MD5 or checksum you specified is not valid.",
         "InvalidPart" => "One or more of the specified parts could not be found.",

@@ -23,6 +23,48 @@ impl RcloneWebDav {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// The directory it serves (`<dir>/archipel/…` holds what a provider rooted at
+    /// `archipel` stores).
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    /// Kills it with SIGKILL (a crash: nothing flushed, connections reset) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port over the same directory (after [`kill`](Self::kill)).
+    /// Only for servers made by [`start`].
+    pub fn restart(&mut self) {
+        self.kill();
+        let port: u16 = self
+            .config
+            .endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("the endpoint ends in a port");
+        self.child = spawn(port, self._dir.path());
+        assert!(
+            crate::wait_listening(port, Duration::from_secs(30)),
+            "rclone serve webdav did not listen again on 127.0.0.1:{port} within 30 s"
+        );
+    }
+}
+
+fn spawn(port: u16, dir: &std::path::Path) -> Child {
+    Command::new("rclone")
+        .args(["serve", "webdav", "--addr", &format!("127.0.0.1:{port}")])
+        .arg(dir)
+        .args(["--config", "/dev/null", "-q"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn rclone serve webdav")
 }
 
 impl Drop for RcloneWebDav {
@@ -38,21 +80,13 @@ impl Drop for RcloneWebDav {
 
 /// Starts a server; `None` when rclone is not installed (and not under CI).
 pub fn start() -> Option<RcloneWebDav> {
-    let bin = crate::require_tool(
+    crate::require_tool(
         "rclone",
         "the WebDAV provider tests against rclone serve webdav",
     )?;
     let dir = tempfile::tempdir().expect("temp dir");
     let port = crate::free_port();
-    let mut child = Command::new(bin)
-        .args(["serve", "webdav", "--addr", &format!("127.0.0.1:{port}")])
-        .arg(dir.path())
-        .args(["--config", "/dev/null", "-q"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn rclone serve webdav");
+    let mut child = spawn(port, dir.path());
     if !crate::wait_listening(port, Duration::from_secs(30)) {
         let _ = child.kill();
         let _ = child.wait();

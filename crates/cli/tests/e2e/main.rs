@@ -4,6 +4,7 @@
 //! the human output. Everything talks to 127.0.0.1 only.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod chaos;
 mod harness;
 mod keys;
 mod live;

@@ -427,6 +427,12 @@ impl Engine {
         let Some(current) = current.filter(|v| {
             !v.version.delete_marker && v.version.version_id.as_str() == g.version.as_str()
         }) else {
+            // Parts of a multipart upload still in progress carry the version id it will
+            // commit: they wait for the completion (or the abort, which makes them obsolete).
+            if self.upload_in_progress(g).await? {
+                report.waiting = g.entries.len() as u64;
+                return Ok(report);
+            }
             report.obsolete = inner.meta.remove_repair(&all).await?;
             return Ok(report);
         };
@@ -503,6 +509,41 @@ impl Engine {
         Ok(report)
     }
 
+    /// Whether a multipart upload of the group's key that will commit the group's version is
+    /// in progress.
+    async fn upload_in_progress(&self, g: &Group) -> Result<bool> {
+        let mut q = archipel_meta::UploadQuery {
+            prefix: g.key.as_str().to_string(),
+            delimiter: None,
+            key_marker: None,
+            upload_id_marker: None,
+            max_uploads: archipel_meta::MAX_PAGE,
+        };
+        loop {
+            let page = self.inner.meta.list_uploads(&g.bucket, &q).await?;
+            for u in &page.uploads {
+                if u.upload.key != g.key {
+                    continue;
+                }
+                if let Ok(t) = self.inner.decode_manifest(&u.upload.metadata)
+                    && t.version.to_hex() == g.version.as_str()
+                {
+                    return Ok(true);
+                }
+            }
+            if !page.is_truncated {
+                return Ok(false);
+            }
+            match (page.next_key_marker, page.next_upload_id_marker) {
+                (Some(k), u) => {
+                    q.key_marker = Some(k);
+                    q.upload_id_marker = u;
+                }
+                (None, _) => return Ok(false),
+            }
+        }
+    }
+
     /// Repairs one queued shard of `manifest`'s version (the manifest itself is not changed
     /// here).
     async fn repair_shard(
@@ -559,7 +600,9 @@ impl Engine {
             )));
         }
         // Its own provider if it answers (and still exists), else a spare the policy allows.
-        let own = answering.contains(queued_at) && inner.provider(queued_at).is_some();
+        let own = answering.contains(queued_at)
+            && inner.provider(queued_at).is_some()
+            && !others.iter().any(|p| p.provider == queued_at);
         let target = if own {
             Some(queued_at.to_string())
         } else {
@@ -765,6 +808,44 @@ impl Engine {
                     };
                     report.versions += 1;
                     let mut items = Vec::new();
+                    // Shards the manifest does not place at all (a degraded write whose queue
+                    // entry is gone): queued under the provider the policy would choose.
+                    let policy = inner.policy(&bucket.name).await.ok();
+                    for s in &m.segments {
+                        if s.placement.len() >= s.params.n() {
+                            continue;
+                        }
+                        let wanted = policy
+                            .as_ref()
+                            .and_then(|p| p.place(&set.infos, s.segment.as_bytes()).ok());
+                        for shard in 0..s.params.n() {
+                            if s.placement.iter().any(|p| p.shard.get() == shard) {
+                                continue;
+                            }
+                            let provider = wanted
+                                .as_ref()
+                                .and_then(|w| w.providers.get(shard).cloned())
+                                .or_else(|| set.infos.first().map(|i| i.name.clone()));
+                            let (Some(provider), Ok(blob)) =
+                                (provider, blob_name(&s.segment, shard))
+                            else {
+                                continue;
+                            };
+                            let Ok(provider) = ProviderName::new(provider) else {
+                                continue;
+                            };
+                            items.push(RepairItem {
+                                blob: GcBlob {
+                                    provider,
+                                    blob: blob.as_str().to_string(),
+                                },
+                                bucket: bucket.name.clone(),
+                                key: o.key.clone(),
+                                version_id: v.version.version_id.clone(),
+                                reason: RepairReason::Unwritten.as_str().to_string(),
+                            });
+                        }
+                    }
                     for s in &m.segments {
                         for p in &s.placement {
                             let Some(names) = held.get(&p.provider) else {

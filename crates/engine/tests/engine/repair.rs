@@ -267,3 +267,82 @@ impl Unwritten for archipel_engine::PutOutcome {
         self.unwritten_shards
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_written_degraded_wait_for_their_upload_and_are_repaired_once_it_completes() {
+    let v = Vault::new(6).await;
+    v.engine.create_bucket("bkt", "owner", None).await.unwrap();
+    let id = v
+        .engine
+        .create_upload("bkt", "mp", &PutOptions::default())
+        .await
+        .unwrap();
+    let parts: Vec<Vec<u8>> = (0..2).map(|i| pattern(50 + i, MIB + 100)).collect();
+    v.faults[5].go_dark();
+    let mut etags = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        let out = v
+            .engine
+            .upload_part(
+                "bkt",
+                "mp",
+                &id,
+                i as u32 + 1,
+                body(p, 65_536),
+                archipel_engine::BodyCheck::default(),
+            )
+            .await
+            .unwrap();
+        etags.push((i as u32 + 1, out.etag));
+    }
+    v.faults[5].come_back();
+    assert_eq!(v.meta.count_repair().await.unwrap(), 2);
+    // The upload is not complete: its parts' shards wait, they are not obsolete.
+    let r = v
+        .engine
+        .repair_once(&RepairOptions::default())
+        .await
+        .unwrap();
+    assert_eq!((r.obsolete, r.waiting), (0, 2), "{r:?}");
+    v.engine
+        .complete_upload("bkt", "mp", &id, &etags, None)
+        .await
+        .unwrap();
+    let r = v
+        .engine
+        .repair_once(&RepairOptions::default())
+        .await
+        .unwrap();
+    assert_eq!((r.rebuilt, r.waiting), (2, 0), "{r:?}");
+    let places = v.engine.locate_object("bkt", "mp").await.unwrap();
+    assert_eq!(shards(&places), vec![6, 6]);
+    let whole: Vec<u8> = parts.concat();
+    survives_any_two_losses(&v, "mp", &whole, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inventory_queues_shards_a_degraded_manifest_does_not_place() {
+    let v = Vault::new(6).await;
+    v.engine.create_bucket("bkt", "owner", None).await.unwrap();
+    let data = pattern(60, 300_000);
+    v.faults[2].go_dark();
+    put(&v, "k", &data).await;
+    v.faults[2].come_back();
+    // Its queue entry is lost (say, a metadata restore from before it was written).
+    let queued = v.meta.peek_repair(None, 10).await.unwrap();
+    let blobs: Vec<_> = queued.iter().map(|e| e.item.blob.clone()).collect();
+    v.meta.remove_repair(&blobs).await.unwrap();
+    let inv = v.engine.inventory_once().await.unwrap();
+    assert_eq!(inv.missing, 1, "{inv:?}");
+    let r = v
+        .engine
+        .repair_once(&RepairOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(r.rebuilt, 1, "{r:?}");
+    assert_eq!(
+        shards(&v.engine.locate_object("bkt", "k").await.unwrap()),
+        vec![6]
+    );
+    survives_any_two_losses(&v, "k", &data, &[]).await;
+}

@@ -129,6 +129,15 @@ pub(crate) struct ConfigFile {
     providers: Vec<ProviderSection>,
     policy: Option<PolicySection>,
     repair: Option<RepairSection>,
+    scrub: Option<ScrubSection>,
+}
+
+/// `[scrub]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScrubSection {
+    interval_s: Option<u64>,
+    max_mib_per_s: Option<u64>,
 }
 
 /// `[repair]`.
@@ -416,6 +425,22 @@ fn resolve(
         providers,
         policy,
         repair: resolve_repair(file.repair.unwrap_or_default(), shown)?,
+        scrub: {
+            let sc = file.scrub.unwrap_or_default();
+            let d = archipel_vault::ScrubSpec::default();
+            archipel_vault::ScrubSpec {
+                every: match sc.interval_s {
+                    Some(0) => bail!("{shown}: [scrub] interval_s must be at least 1 (seconds)"),
+                    Some(n) => Duration::from_secs(n),
+                    None => d.every,
+                },
+                rate_bytes_per_s: match sc.max_mib_per_s {
+                    Some(0) => bail!("{shown}: [scrub] max_mib_per_s must be at least 1"),
+                    Some(n) => Some(n.saturating_mul(1024 * 1024)),
+                    None => d.rate_bytes_per_s,
+                },
+            }
+        },
     })
 }
 

@@ -257,6 +257,12 @@ pub(crate) fn render(args: &InitArgs, cwd: &Path) -> anyhow::Result<String> {
     w("# inventory_interval_s = 3600 # between two listings of every provider (finds lost shards)");
     w("# concurrency = 4");
     w("# max_mib_per_s = 50          # rebuilt bytes per second; unlimited when omitted");
+    w("");
+    w("[scrub]");
+    w("# Every shard of every object is read and verified in full once per interval (a GET reads");
+    w("# only what it needs); what is missing or damaged goes to repair.");
+    w("# interval_s = 604800         # a full scrub when the last one ended a week ago");
+    w("# max_mib_per_s = 50");
     Ok(t)
 }
 

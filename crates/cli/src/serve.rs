@@ -358,6 +358,8 @@ async fn serve_vault(settings: &Settings, vault: &Vault) -> anyhow::Result<()> {
                 rate_bytes_per_s: settings.repair.rate_bytes_per_s,
                 ..archipel_engine::RepairOptions::default()
             },
+            scrub_interval: settings.scrub.every,
+            scrub_rate: settings.scrub.rate_bytes_per_s,
         },
         stop_rx.clone(),
     );

@@ -113,6 +113,24 @@ pub(crate) fn render(s: &Status) -> String {
             r.missing_found
         ));
     }
+    if let Some(l) = &s.last_scrub {
+        let per: Vec<String> = l
+            .per_provider
+            .iter()
+            .map(|(p, r)| format!("{p} {}/{} bad", r.bad, r.checked))
+            .collect();
+        line(format!(
+            "last scrub: {} ({}, {} objects): {}",
+            l.job,
+            l.state,
+            l.objects,
+            if per.is_empty() {
+                "nothing to verify".to_string()
+            } else {
+                per.join(", ")
+            }
+        ));
+    }
     for o in &s.outages {
         line(format!("SERVING WITHOUT: {o}"));
     }

@@ -26,6 +26,8 @@ pub struct ScrubReport {
     /// Damaged or missing shards: `(shard index, provider, blob, reason)`; each was queued
     /// for repair.
     pub bad: Vec<(usize, String, String, String)>,
+    /// Shards checked per provider.
+    pub checked_per_provider: std::collections::BTreeMap<String, usize>,
 }
 
 impl Engine {
@@ -48,6 +50,10 @@ impl Engine {
         for seg in &manifest.segments {
             for p in &seg.placement {
                 report.shards_checked += 1;
+                *report
+                    .checked_per_provider
+                    .entry(p.provider.clone())
+                    .or_default() += 1;
                 let (bytes, verdict) = self.scrub_shard(manifest.version, seg, p).await;
                 report.bytes_read += bytes;
                 if let Err(reason) = verdict {

@@ -13,7 +13,8 @@
 //!   so a job whose gateway died is taken over once its lease ends.
 //! * Cancelling marks the record; the run holding it stops at its next item.
 //! * Kinds: `scrub` (read and verify every shard of every object, or of one bucket; bad shards
-//!   go to the repair queue). Repair, drain and recovery come next as kinds of their own.
+//!   go to the repair queue; results per provider), started by hand or by the `scrub` service
+//!   ([`Vault::schedule_scrub`]) once the last one is `[scrub] interval_s` old. Repair, drain and recovery come next as kinds of their own.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -60,6 +61,17 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// As written in records: `queued`, `running`, `done`, `failed`, `cancelled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
     /// Whether the job is over.
     pub fn is_final(self) -> bool {
         matches!(
@@ -128,6 +140,18 @@ pub struct ScrubResult {
     pub bad_shards: u64,
     /// Objects that could not be scrubbed (first [`MAX_NAMED`]), with why.
     pub failed: Vec<String>,
+    /// Per provider: shards verified and shards found missing or damaged.
+    #[serde(default)]
+    pub per_provider: std::collections::BTreeMap<String, ProviderScrub>,
+}
+
+/// What a scrub found on one provider.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderScrub {
+    /// Shards read in full and verified (good or bad).
+    pub checked: u64,
+    /// Of those, missing or damaged (queued for repair).
+    pub bad: u64,
 }
 
 /// A job as recorded.
@@ -340,6 +364,40 @@ impl Vault {
         Ok(r)
     }
 
+    /// The periodic scrub: starts a scrub of every bucket at `rate` bytes per second unless
+    /// one is queued or running, or the last one ended less than `every` ago. What it did.
+    pub async fn schedule_scrub(&self, every: Duration, rate: Option<u64>) -> Result<String> {
+        let jobs = self.list_jobs().await?;
+        let scrubs: Vec<&JobRecord> = jobs.iter().filter(|j| j.kind == JobKind::Scrub).collect();
+        if let Some(j) = scrubs.iter().find(|j| !j.state.is_final()) {
+            return Ok(format!("scrub {} is {}", j.id, j.state.as_str()));
+        }
+        let every_ms = every.as_millis().min(i64::MAX as u128) as i64;
+        if let Some(last) = scrubs
+            .iter()
+            .filter(|j| j.state == JobState::Done)
+            .filter_map(|j| j.finished_ms)
+            .max()
+            && now().0 - last < every_ms
+        {
+            return Ok(format!(
+                "last scrub ended {} s ago; the next is due in {} s",
+                (now().0 - last) / 1000,
+                (every_ms - (now().0 - last)) / 1000
+            ));
+        }
+        let j = self
+            .start_job(
+                JobKind::Scrub,
+                JobParams {
+                    bucket: None,
+                    rate_bytes_per_s: rate,
+                },
+            )
+            .await?;
+        Ok(format!("started scrub {}", j.id))
+    }
+
     /// Takes every queued or running job whose lease is free and runs it here; how many were
     /// taken. Called at start and every few seconds by `serve`.
     pub async fn resume_jobs(&self) -> Result<usize> {
@@ -514,6 +572,13 @@ impl Vault {
                         Ok(rep) => {
                             r.result.shards_checked += rep.shards_checked as u64;
                             r.result.bad_shards += rep.bad.len() as u64;
+                            for (p, n) in &rep.checked_per_provider {
+                                r.result.per_provider.entry(p.clone()).or_default().checked +=
+                                    *n as u64;
+                            }
+                            for (_, p, _, _) in &rep.bad {
+                                r.result.per_provider.entry(p.clone()).or_default().bad += 1;
+                            }
                         }
                         Err(archipel_engine::EngineError::NoSuchKey { .. }) => {}
                         Err(e) => {

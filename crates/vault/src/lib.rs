@@ -53,7 +53,7 @@ pub use registry::{AddedProvider, NewProvider, RegistryEntry};
 pub use secrets::{Credentials, CredentialsOrigin, KeyOrigin, Unlocked};
 pub use spec::{
     DEFAULT_ADMIN_LISTEN, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_REGION, DEMO_PROVIDERS,
-    KeySpec, Listen, MetaSpec, ProviderBackend, ProviderSpec, RepairSpec, VaultSpec,
+    KeySpec, Listen, MetaSpec, ProviderBackend, ProviderSpec, RepairSpec, ScrubSpec, VaultSpec,
     passphrase_from_env, valid_provider_name,
 };
 pub use stack::Built;

@@ -1,6 +1,7 @@
 //! The vault's periodic services — garbage collection, the orphan scan, the expiry of
-//! abandoned multipart uploads, repair (rebuilding the shards of the repair queue) and the
-//! inventory (finding shards missing from their providers, for repair) — run once across every gateway sharing the metadata store:
+//! abandoned multipart uploads, repair (rebuilding the shards of the repair queue), the
+//! inventory (finding shards missing from their providers, for repair) and the scrub schedule
+//! (a full scrub job, rate-limited, once the last one is old enough) — run once across every gateway sharing the metadata store:
 //! each round takes (or renews) the lease `service:<name>` first, held until its next round
 //! is due plus [`LEASE`](crate::jobs::LEASE), so the gateway that runs a service keeps it and
 //! another takes over only when it stops. Each round's outcome is kept as the record
@@ -36,12 +37,20 @@ pub struct Schedule {
     pub inventory_every: Duration,
     /// How a repair round may run.
     pub repair: archipel_engine::RepairOptions,
+    /// A full scrub is started when the last one is this old.
+    pub scrub_interval: Duration,
+    /// The scheduled scrub's rate, bytes per second.
+    pub scrub_rate: Option<u64>,
 }
+
+/// How often the `scrub` service looks whether a scrub is due.
+const SCRUB_CHECK: Duration = Duration::from_secs(600);
 
 /// A service as last recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceRecord {
-    /// `gc`, `orphan-scan`, `upload-expiry`, `repair` or `inventory`.
+    /// `gc`, `orphan-scan`, `upload-expiry`, `repair`, `inventory` or `scrub` (which starts
+    /// the scrub job when one is due).
     pub name: String,
     /// Seconds between rounds.
     pub every_s: u64,
@@ -99,6 +108,7 @@ impl Vault {
             "upload-expiry" => s.uploads_every,
             "repair" => s.repair_every,
             "inventory" => s.inventory_every,
+            "scrub" => SCRUB_CHECK.min(s.scrub_interval),
             other => return Err(VaultError::Invalid(format!("no service {other:?}"))),
         };
         if !self.hold(service, every).await? {
@@ -139,6 +149,10 @@ impl Vault {
                     }
                     out
                 })
+                .map_err(|e| e.to_string()),
+            "scrub" => self
+                .schedule_scrub(s.scrub_interval, s.scrub_rate)
+                .await
                 .map_err(|e| e.to_string()),
             _ => engine
                 .expire_uploads(s.upload_max_age)
@@ -184,6 +198,7 @@ impl Vault {
                 ("upload-expiry", schedule.uploads_every),
                 ("repair", schedule.repair_every),
                 ("inventory", schedule.inventory_every),
+                ("scrub", SCRUB_CHECK.min(schedule.scrub_interval)),
             ];
             let tick = services
                 .iter()

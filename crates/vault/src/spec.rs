@@ -255,6 +255,26 @@ pub struct VaultSpec {
     pub policy: Option<Policy>,
     /// How the repair service runs (`[repair]`).
     pub repair: RepairSpec,
+    /// How the scheduled scrub runs (`[scrub]`).
+    pub scrub: ScrubSpec,
+}
+
+/// `[scrub]`: the periodic full verification of every shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScrubSpec {
+    /// A full scrub starts when the last one ended this long ago (`interval_s`; 7 days).
+    pub every: std::time::Duration,
+    /// Its rate in object bytes per second (`max_mib_per_s`; 50 MiB/s).
+    pub rate_bytes_per_s: Option<u64>,
+}
+
+impl Default for ScrubSpec {
+    fn default() -> Self {
+        ScrubSpec {
+            every: std::time::Duration::from_secs(7 * 24 * 3600),
+            rate_bytes_per_s: Some(50 * 1024 * 1024),
+        }
+    }
 }
 
 /// `[repair]`: the always-on repair of lost redundancy.
@@ -344,6 +364,7 @@ impl VaultSpec {
             providers,
             policy: None,
             repair: RepairSpec::default(),
+            scrub: ScrubSpec::default(),
         })
     }
 

@@ -99,6 +99,24 @@ pub struct Status {
     /// The repair service, as this gateway has run it since it started.
     #[serde(default)]
     pub repair: RepairStatus,
+    /// The latest finished scrub: when it ended and what it found per provider.
+    #[serde(default)]
+    pub last_scrub: Option<LastScrub>,
+}
+
+/// The latest finished scrub job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LastScrub {
+    /// Its job id.
+    pub job: String,
+    /// `done`, `failed` or `cancelled`.
+    pub state: String,
+    /// When it ended, Unix milliseconds.
+    pub finished_ms: i64,
+    /// Objects scrubbed.
+    pub objects: u64,
+    /// Per provider: shards verified and shards found missing or damaged.
+    pub per_provider: BTreeMap<String, crate::jobs::ProviderScrub>,
 }
 
 /// The repair queue and what repair did since the gateway started.
@@ -433,6 +451,21 @@ pub async fn collect_with_budget(v: &Vault, budget: usize) -> Result<Status> {
         unreadable_objects: t.unreadable_objects,
         registry_notes: v.registry_notes(),
         outages,
+        last_scrub: v
+            .list_jobs()
+            .await?
+            .into_iter()
+            .filter(|j| j.kind == crate::jobs::JobKind::Scrub && j.state.is_final())
+            .filter_map(|j| {
+                Some(LastScrub {
+                    finished_ms: j.finished_ms?,
+                    job: j.id,
+                    state: j.state.as_str().to_string(),
+                    objects: j.result.objects,
+                    per_provider: j.result.per_provider,
+                })
+            })
+            .max_by_key(|l| l.finished_ms),
         repair: {
             let r = v.engine().repair_stats();
             RepairStatus {

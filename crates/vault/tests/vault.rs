@@ -261,6 +261,8 @@ async fn a_service_runs_only_where_its_lease_is_held() {
         repair_every: Duration::from_secs(3600),
         inventory_every: Duration::from_secs(3600),
         repair: archipel_engine::RepairOptions::default(),
+        scrub_interval: Duration::from_secs(7 * 86_400),
+        scrub_rate: None,
     };
     // Another gateway holds the GC for the next minute: this one does not run it.
     let lease = CheckpointName::new("service:gc").unwrap();
@@ -315,5 +317,57 @@ async fn a_service_runs_only_where_its_lease_is_held() {
             .await
             .unwrap()
     );
+    v.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scrub_service_starts_a_full_scrub_when_one_is_due_and_reports_per_provider() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = spec(tmp.path());
+    let v = Vault::open(&s, false).await.unwrap();
+    v.engine()
+        .create_bucket("data", "root", None)
+        .await
+        .unwrap();
+    for i in 0..4 {
+        put(&v, "data", &format!("k{i}"), 50_000).await;
+    }
+    let wait_done = async |v: &Vault| loop {
+        let jobs = v.list_jobs().await.unwrap();
+        if jobs.iter().all(|j| j.state.is_final()) {
+            break jobs;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let hour = Duration::from_secs(3600);
+    // Never scrubbed: due now.
+    let said = v.schedule_scrub(hour, None).await.unwrap();
+    assert!(said.starts_with("started scrub"), "{said}");
+    let jobs = wait_done(&v).await;
+    assert_eq!(jobs.len(), 1);
+    let r = &jobs[0].result;
+    assert_eq!(r.per_provider.len(), 6, "{r:?}");
+    assert!(
+        r.per_provider
+            .values()
+            .all(|p| p.checked == 4 && p.bad == 0),
+        "{r:?}"
+    );
+    // Not again within the interval…
+    let said = v.schedule_scrub(hour, None).await.unwrap();
+    assert!(said.starts_with("last scrub ended"), "{said}");
+    assert_eq!(v.list_jobs().await.unwrap().len(), 1);
+    // …and again once it has passed.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let said = v
+        .schedule_scrub(Duration::from_millis(10), None)
+        .await
+        .unwrap();
+    assert!(said.starts_with("started scrub"), "{said}");
+    assert_eq!(wait_done(&v).await.len(), 2);
+    let status = archipel_vault::status::collect(&v).await.unwrap();
+    let last = status.last_scrub.expect("the last scrub is reported");
+    assert_eq!((last.state.as_str(), last.objects), ("done", 4));
+    assert_eq!(last.per_provider.len(), 6);
     v.close().await;
 }

@@ -297,7 +297,8 @@ fn chaos_under_a_mixed_load_loses_nothing_and_never_returns_wrong_bytes() {
         assert!(std::fs::read(&back).unwrap() == *d, "static object {i}");
     }
     // The corrupted data shard: found (by a read or this scrub) and rewritten.
-    let scrub = |what: &str| -> serde_json::Value {
+    // (`job start --wait` fails when the scrub found bad shards: the first one may.)
+    let scrub = |what: &str, must_pass: bool| -> serde_json::Value {
         let (ok, out, err) = run(archipel().current_dir(dir).args([
             "job",
             "start",
@@ -309,10 +310,10 @@ fn chaos_under_a_mixed_load_loses_nothing_and_never_returns_wrong_bytes() {
             "--config",
             config_path.to_str().unwrap(),
         ]));
-        assert!(ok, "{what} scrub: {out}\n{err}");
+        assert!(ok || !must_pass, "{what} scrub: {out}\n{err}");
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
     };
-    scrub("first");
+    let first = scrub("first", false);
     assert!(
         server.stderr().contains("is corrupt; queued for repair"),
         "the corrupted shard was never noticed:\n{}",
@@ -326,7 +327,8 @@ fn chaos_under_a_mixed_load_loses_nothing_and_never_returns_wrong_bytes() {
         );
         std::thread::sleep(Duration::from_secs(1));
     }
-    let again = scrub("second");
+    eprintln!("first scrub after the chaos: {}", first["result"]);
+    let again = scrub("second", true);
     assert_eq!(again["result"]["bad_shards"], 0, "{again}");
     let counts = &report["counts"];
     assert!(

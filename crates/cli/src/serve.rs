@@ -360,6 +360,14 @@ async fn serve_vault(settings: &Settings, vault: &Vault) -> anyhow::Result<()> {
             },
             scrub_interval: settings.scrub.every,
             scrub_rate: settings.scrub.rate_bytes_per_s,
+            // Longer than any put may take (the providers' put timeout), plus a margin.
+            temp_min_age: settings
+                .providers
+                .iter()
+                .map(|p| p.put_timeout)
+                .max()
+                .unwrap_or(Duration::from_secs(6 * 3600))
+                + Duration::from_secs(3600),
         },
         stop_rx.clone(),
     );

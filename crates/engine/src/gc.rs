@@ -9,6 +9,8 @@
 //!   deletes the blob if neither the current version of that key nor an upload in progress
 //!   references its segment, and it is older than `min_age` (so writes in flight in other
 //!   gateways are safe). Segments being written by this process are always skipped.
+//! * [`Engine::sweep_temp`] removes what interrupted puts left in the providers' temporary
+//!   areas, by age.
 //! * [`Engine::spawn_gc`] runs both in the background as an owned, cancellable task.
 
 use std::collections::HashMap;
@@ -76,6 +78,25 @@ const GC_PAGE: usize = 256;
 const GC_PARALLEL: usize = 16;
 
 impl Engine {
+    /// Sweeps every provider's leftovers of interrupted puts older than `older_than` (see
+    /// [`Provider::sweep_temp`]): how many were removed, and the providers that failed.
+    pub async fn sweep_temp(&self, older_than: Duration) -> (u64, Vec<String>) {
+        let set = self.inner.set();
+        let sweeps = set
+            .providers
+            .iter()
+            .map(|(name, p)| async move { (name.clone(), p.sweep_temp(older_than).await) });
+        let mut removed = 0;
+        let mut failed = Vec::new();
+        for (name, r) in futures::future::join_all(sweeps).await {
+            match r {
+                Ok(n) => removed += n,
+                Err(e) => failed.push(format!("{name}: {e}")),
+            }
+        }
+        (removed, failed)
+    }
+
     /// Deletes the queued blobs that are older than the GC delay.
     pub async fn gc_once(&self) -> Result<GcReport> {
         let inner = &self.inner;

@@ -538,6 +538,39 @@ impl Provider for LocalDir {
         })?;
         res.map_err(|e| self.io_err("list", None, &e, "walking the directory"))
     }
+
+    /// Temp files of puts that never finished (a dropped request; a crash leaves some too,
+    /// removed at open) older than `older_than`.
+    async fn sweep_temp(&self, older_than: std::time::Duration) -> Result<u64> {
+        let dir = self.root.join(TMP_DIR);
+        let res = tokio::task::spawn_blocking(move || {
+            let now = std::time::SystemTime::now();
+            let mut removed = 0u64;
+            for entry in std::fs::read_dir(&dir)?.flatten() {
+                let old = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| now.duration_since(t).ok())
+                    .is_some_and(|age| age >= older_than);
+                if old && std::fs::remove_file(entry.path()).is_ok() {
+                    removed += 1;
+                }
+            }
+            Ok::<_, std::io::Error>(removed)
+        })
+        .await
+        .map_err(|e| {
+            ProviderError::new(
+                ErrorKind::Other,
+                &self.name,
+                "sweep_temp",
+                None,
+                e.to_string(),
+            )
+        })?;
+        res.map_err(|e| self.io_err("sweep_temp", None, &e, "reading the temp directory"))
+    }
 }
 
 /// Files under `root` whose relative names start with `prefix`, after `after` (unsorted).

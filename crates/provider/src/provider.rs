@@ -145,6 +145,15 @@ pub trait Provider: Send + Sync + fmt::Debug {
         start_after: Option<&BlobName>,
         limit: usize,
     ) -> Result<ListPage>;
+
+    /// Removes what interrupted puts left behind (temporary files, never visible as blobs)
+    /// that is older than `older_than`, so a put still going on elsewhere is left alone; how
+    /// many were removed. Providers that keep no such leftovers remove nothing (S3: a put is
+    /// one request, or a multipart upload the bucket's lifecycle rule expires).
+    async fn sweep_temp(&self, older_than: std::time::Duration) -> Result<u64> {
+        let _ = older_than;
+        Ok(0)
+    }
 }
 
 /// Conveniences over any [`Provider`], kept out of the trait so wrappers cannot get them

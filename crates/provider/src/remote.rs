@@ -515,4 +515,38 @@ impl Provider for Remote {
         }
         Ok(ListPage { blobs, more })
     }
+
+    /// WebDAV puts stream to `.tmp/<random>` first: those of puts that never got to their
+    /// `MOVE` (a dropped request, a crash) are removed once older than `older_than`. S3 keeps
+    /// no temporary objects.
+    async fn sweep_temp(&self, older_than: std::time::Duration) -> Result<u64> {
+        if self.dav.is_none() {
+            return Ok(0);
+        }
+        let mut lister = match self.op.lister(".tmp/").await {
+            Ok(l) => l,
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(self.err("sweep_temp", None, &e)),
+        };
+        let now = std::time::SystemTime::now();
+        let mut removed = 0;
+        while let Some(entry) = lister.next().await {
+            let entry = entry.map_err(|e| self.err("sweep_temp", None, &e))?;
+            let path = entry.path().trim_start_matches('/').to_string();
+            if path.ends_with('/') {
+                continue;
+            }
+            // A file whose age is unknown is left alone: it may be a put going on.
+            let old = entry
+                .metadata()
+                .last_modified()
+                .map(std::time::SystemTime::from)
+                .and_then(|t| now.duration_since(t).ok())
+                .is_some_and(|age| age >= older_than);
+            if old && self.op.delete(&path).await.is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
 }

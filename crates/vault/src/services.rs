@@ -1,7 +1,8 @@
 //! The vault's periodic services — garbage collection, the orphan scan, the expiry of
 //! abandoned multipart uploads, repair (rebuilding the shards of the repair queue), the
 //! inventory (finding shards missing from their providers, for repair) and the scrub schedule
-//! (a full scrub job, rate-limited, once the last one is old enough) — run once across every gateway sharing the metadata store:
+//! (a full scrub job, rate-limited, once the last one is old enough) and the sweep of
+//! interrupted puts' temporary files — run once across every gateway sharing the metadata store:
 //! each round takes (or renews) the lease `service:<name>` first, held until its next round
 //! is due plus [`LEASE`](crate::jobs::LEASE), so the gateway that runs a service keeps it and
 //! another takes over only when it stops. Each round's outcome is kept as the record
@@ -41,7 +42,13 @@ pub struct Schedule {
     pub scrub_interval: Duration,
     /// The scheduled scrub's rate, bytes per second.
     pub scrub_rate: Option<u64>,
+    /// Leftovers of interrupted puts older than this are removed (longer than any put may
+    /// take), at start and every [`TEMP_SWEEP_EVERY`].
+    pub temp_min_age: Duration,
 }
+
+/// How often the providers' temporary areas are swept.
+pub const TEMP_SWEEP_EVERY: Duration = Duration::from_secs(3600);
 
 /// How often the `scrub` service looks whether a scrub is due.
 const SCRUB_CHECK: Duration = Duration::from_secs(600);
@@ -49,8 +56,8 @@ const SCRUB_CHECK: Duration = Duration::from_secs(600);
 /// A service as last recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceRecord {
-    /// `gc`, `orphan-scan`, `upload-expiry`, `repair`, `inventory` or `scrub` (which starts
-    /// the scrub job when one is due).
+    /// `gc`, `orphan-scan`, `upload-expiry`, `repair`, `inventory`, `scrub` (which starts
+    /// the scrub job when one is due) or `temp-sweep`.
     pub name: String,
     /// Seconds between rounds.
     pub every_s: u64,
@@ -109,6 +116,7 @@ impl Vault {
             "repair" => s.repair_every,
             "inventory" => s.inventory_every,
             "scrub" => SCRUB_CHECK.min(s.scrub_interval),
+            "temp-sweep" => TEMP_SWEEP_EVERY,
             other => return Err(VaultError::Invalid(format!("no service {other:?}"))),
         };
         if !self.hold(service, every).await? {
@@ -150,6 +158,17 @@ impl Vault {
                     out
                 })
                 .map_err(|e| e.to_string()),
+            "temp-sweep" => {
+                let (n, failed) = engine.sweep_temp(s.temp_min_age).await;
+                if failed.is_empty() {
+                    Ok(format!("{n} leftovers of interrupted puts removed"))
+                } else {
+                    Err(format!(
+                        "{n} leftovers removed; not swept: {}",
+                        failed.join("; ")
+                    ))
+                }
+            }
             "scrub" => self
                 .schedule_scrub(s.scrub_interval, s.scrub_rate)
                 .await
@@ -199,6 +218,7 @@ impl Vault {
                 ("repair", schedule.repair_every),
                 ("inventory", schedule.inventory_every),
                 ("scrub", SCRUB_CHECK.min(schedule.scrub_interval)),
+                ("temp-sweep", TEMP_SWEEP_EVERY),
             ];
             let tick = services
                 .iter()

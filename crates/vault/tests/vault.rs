@@ -263,6 +263,7 @@ async fn a_service_runs_only_where_its_lease_is_held() {
         repair: archipel_engine::RepairOptions::default(),
         scrub_interval: Duration::from_secs(7 * 86_400),
         scrub_rate: None,
+        temp_min_age: Duration::from_secs(7 * 3600),
     };
     // Another gateway holds the GC for the next minute: this one does not run it.
     let lease = CheckpointName::new("service:gc").unwrap();

@@ -81,4 +81,7 @@ impl Provider for Limit {
         let _slot = self.slot("list").await?;
         self.inner.list(prefix, start_after, limit).await
     }
+    async fn sweep_temp(&self, older_than: std::time::Duration) -> Result<u64> {
+        self.inner.sweep_temp(older_than).await
+    }
 }

@@ -207,6 +207,9 @@ impl Provider for Metrics {
         self.record(4, t, &r);
         r
     }
+    async fn sweep_temp(&self, older_than: std::time::Duration) -> Result<u64> {
+        self.inner.sweep_temp(older_than).await
+    }
 }
 
 #[cfg(test)]

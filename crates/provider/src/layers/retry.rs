@@ -113,4 +113,7 @@ impl Provider for Retry {
         self.run(|| self.inner.list(prefix, start_after, limit))
             .await
     }
+    async fn sweep_temp(&self, older_than: std::time::Duration) -> Result<u64> {
+        self.inner.sweep_temp(older_than).await
+    }
 }

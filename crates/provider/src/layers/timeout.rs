@@ -122,4 +122,7 @@ impl Provider for Timeout {
         )
         .await
     }
+    async fn sweep_temp(&self, older_than: std::time::Duration) -> Result<u64> {
+        self.inner.sweep_temp(older_than).await
+    }
 }

@@ -20,6 +20,7 @@ mod checksum;
 mod cors;
 mod errors;
 mod expect;
+mod form;
 mod gateway;
 mod guard;
 mod sigv2;
@@ -255,14 +256,22 @@ async fn handle(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         // Refusals that must come before s3s reads or buffers anything (see `guard`), then
-        // SigV2 signatures, compared here in constant time (see `sigv2`).
+        // SigV2 signatures (headers, presigned URLs, forms), compared here in constant time
+        // (see `sigv2`).
         let body = match guard::check_head(&parts, &config, now) {
             Err(refusal) => Err(refusal.into()),
             Ok(()) => match sigv2.verify(&parts, now).await {
                 Err(refused) => Err(refused),
-                Ok(()) if guard::is_form_post(&parts) => guard::form_post(&parts, body, &config)
-                    .await
-                    .map_err(guard::Refused::from),
+                // Browser forms: read up to the file, a SigV2 form's signature checked here.
+                Ok(()) if guard::is_form_post(&parts) => {
+                    match guard::form_post(&parts, body, &config).await {
+                        Err(refusal) => Err(refusal.into()),
+                        Ok(form) => sigv2
+                            .verify_form(form.sigv2.as_ref())
+                            .await
+                            .map(|()| form.body),
+                    }
+                }
                 Ok(()) => Ok(s3s::Body::from(body)),
             },
         };

@@ -12,9 +12,12 @@
 //! `403 InvalidAccessKeyId` before `s3s` parses anything. A request accepted here is checked
 //! again by `s3s`, whose `!=` then compares equal strings.
 //!
-//! **Not here:** browser-form POSTs signed with SigV2 (`signature` = HMAC-SHA1 of the policy)
-//! stay with `s3s`: their signature is in the body, which only `s3s` parses (the guard reads
-//! the form only as far as its file part), so that one is still compared with `!=`.
+//! **Browser forms** signed with SigV2 (`AWSAccessKeyId`, `policy`, `signature`: the base64 of
+//! the HMAC-SHA1 of the policy field as sent, `s3s`'s `v2_check_post_signature`) are checked
+//! alike, from the fields the guard reads before the file part (`crate::form`, read as `s3s`
+//! reads them: names in any case, the last of a repeated name), before `s3s` sees the body.
+//! SigV4 forms are left to `s3s`: it compares their `x-amz-signature` in constant time
+//! (`subtle`).
 //!
 //! Nothing here logs a signature, a secret or a string to sign.
 
@@ -173,7 +176,7 @@ pub(crate) fn signature(secret: &str, string_to_sign: &str) -> String {
 }
 
 /// Standard base64 with padding, without a table indexed by the (secret-derived) bytes.
-fn base64(bytes: &[u8]) -> String {
+pub(crate) fn base64(bytes: &[u8]) -> String {
     fn char_of(v: u32) -> char {
         // 'A'.. for 0..26, 'a'.. for 26..52, '0'.. for 52..62, '+' 62, '/' 63, branch-free.
         let v = v as i32;
@@ -342,6 +345,76 @@ pub(crate) fn check(p: &Presented, secret: &str) -> Result<(), Refusal> {
     }
 }
 
+/// What a SigV2 browser form presents (`s3s`'s `PostSignatureV2`). No `Debug`: it holds the
+/// signature.
+pub(crate) struct FormPresented {
+    access_key: String,
+    policy: String,
+    signature: String,
+}
+
+impl FormPresented {
+    /// The access key the form names.
+    pub(crate) fn access_key(&self) -> &str {
+        &self.access_key
+    }
+}
+
+/// True for standard base64 with its padding (what `s3s` asks of a form's policy before it
+/// looks its key up; whether the last character's spare bits are zero is left to `s3s`).
+fn is_base64(s: &str) -> bool {
+    let b = s.as_bytes();
+    let pad = b.iter().rev().take_while(|c| **c == b'=').count();
+    b.len().is_multiple_of(4)
+        && pad <= 2
+        && b[..b.len() - pad]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/')
+}
+
+/// The SigV2 signature of a browser form, from its fields (names lowercased) as `s3s` takes
+/// them: `policy`, `awsaccesskeyid` and `signature` all needed, the policy base64.
+pub(crate) fn form_presented(fields: &crate::form::Fields) -> Result<FormPresented, Refusal> {
+    let (Some(policy), Some(access_key), Some(signature)) = (
+        fields.get("policy"),
+        fields.get("awsaccesskeyid"),
+        fields.get("signature"),
+    ) else {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequest",
+            "a SigV2 form needs the fields AWSAccessKeyId, policy and signature",
+        ));
+    };
+    if !is_base64(policy) {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequest",
+            "invalid field: policy (not base64)",
+        ));
+    }
+    Ok(FormPresented {
+        access_key: access_key.to_string(),
+        policy: policy.to_string(),
+        signature: signature.to_string(),
+    })
+}
+
+/// Checks a form's signature against `secret`, in constant time: the string to sign is the
+/// policy field exactly as sent.
+pub(crate) fn check_form(p: &FormPresented, secret: &str) -> Result<(), Refusal> {
+    if signatures_match(&signature(secret, &p.policy), &p.signature) {
+        Ok(())
+    } else {
+        Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "SignatureDoesNotMatch",
+            "The SigV2 signature we calculated from the form's policy does not match the \
+             signature you provided. Check your key and signing method.",
+        ))
+    }
+}
+
 /// Verifies SigV2 signatures before `s3s` when the gateway allows SigV2.
 pub(crate) struct Verifier {
     enabled: bool,
@@ -379,6 +452,28 @@ impl Verifier {
             .await
             .map_err(Refused::S3)?;
         check(&p, secret.expose()).map_err(Refused::from)
+    }
+
+    /// Checks a SigV2 browser form's signature (`None`: not a SigV2 form, left to `s3s`),
+    /// the secret from the same lookup as `s3s`'s.
+    pub(crate) async fn verify_form(&self, form: Option<&FormPresented>) -> Result<(), Refused> {
+        let Some(p) = form else {
+            return Ok(());
+        };
+        if !self.enabled {
+            // The guard refuses SigV2 forms unless they are allowed.
+            return Err(Refused::Guard(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequest",
+                "SigV2 is disabled on this gateway: [server] allow_sigv2",
+            )));
+        }
+        let secret = self
+            .auth
+            .get_secret_key(p.access_key())
+            .await
+            .map_err(Refused::S3)?;
+        check_form(p, secret.expose()).map_err(Refused::from)
     }
 }
 
@@ -721,6 +816,104 @@ mod tests {
             presented(&no_date, None, 0).err().unwrap().code(),
             "InvalidRequest"
         );
+    }
+
+    /// The fields of a SigV2 browser form (before its file part).
+    fn form(fields: &[(&str, &str)]) -> crate::form::Fields {
+        let mut body = String::new();
+        for (n, v) in fields {
+            body.push_str(&format!(
+                "--B\r\nContent-Disposition: form-data; name=\"{n}\"\r\n\r\n{v}\r\n"
+            ));
+        }
+        body.push_str("--B\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\n");
+        let limits = crate::form::Limits {
+            max_field_size: 1 << 16,
+            max_fields_size: 1 << 16,
+            max_parts: 64,
+        };
+        match crate::form::fields(body.as_bytes(), "B", limits) {
+            Ok(crate::form::Parse::Complete(f)) => f,
+            _ => panic!("a complete form"),
+        }
+    }
+
+    /// A browser form's SigV2 signature is base64(HMAC-SHA1(secret, policy field as sent)),
+    /// checked in constant time: right passes; another of the same length, the right one of
+    /// another policy, or a policy changed after signing are refused.
+    #[test]
+    fn a_form_signature_is_the_hmac_of_its_policy_as_sent() {
+        let policy = base64(
+            br#"{"expiration":"2099-01-01T00:00:00Z","conditions":[{"bucket":"b"},{"key":"k"}]}"#,
+        );
+        let other = base64(
+            br#"{"expiration":"2099-01-01T00:00:00Z","conditions":[{"bucket":"b"},["starts-with","$key",""]]}"#,
+        );
+        let good = signature(SECRET, &policy);
+        let signed = |policy: &str, sig: &str| {
+            form_presented(&form(&[
+                ("key", "k"),
+                ("AWSAccessKeyId", "AKIAIOSFODNN7EXAMPLE"),
+                ("policy", policy),
+                ("signature", sig),
+            ]))
+            .unwrap()
+        };
+        let p = signed(&policy, &good);
+        assert_eq!(p.access_key(), "AKIAIOSFODNN7EXAMPLE");
+        assert!(check_form(&p, SECRET).is_ok());
+        let mut last = good.clone();
+        last.replace_range(26..27, if &good[26..27] == "A" { "B" } else { "A" });
+        let mut first = good.clone();
+        first.replace_range(..1, if good.starts_with('A') { "B" } else { "A" });
+        for (what, p) in [
+            ("its last character changed", signed(&policy, &last)),
+            ("its first character changed", signed(&policy, &first)),
+            (
+                "another policy's signature",
+                signed(&policy, &signature(SECRET, &other)),
+            ),
+            ("the policy changed after signing", signed(&other, &good)),
+        ] {
+            assert_eq!(p.signature.len(), good.len(), "{what}");
+            let e = check_form(&p, SECRET).unwrap_err();
+            assert_eq!(
+                (e.status, e.code),
+                (StatusCode::FORBIDDEN, "SignatureDoesNotMatch"),
+                "{what}"
+            );
+            assert!(e.message.starts_with("The SigV2 signature we calculated"));
+            assert!(!e.message.contains(&good) && !e.message.contains(&policy));
+        }
+        assert!(check_form(&signed(&policy, &good), "another secret").is_err());
+        // What s3s refuses before it looks the key up.
+        for fields in [
+            &[("AWSAccessKeyId", "AK"), ("signature", "x")][..],
+            &[("policy", policy.as_str()), ("signature", "x")],
+            &[
+                ("AWSAccessKeyId", "AK"),
+                ("policy", "not base64!"),
+                ("signature", "x"),
+            ],
+        ] {
+            assert_eq!(
+                form_presented(&form(fields)).err().map(|e| e.code),
+                Some("InvalidRequest"),
+                "{fields:?}"
+            );
+        }
+        for (b64, ok) in [
+            ("", true),
+            ("Zg==", true),
+            ("Zm8=", true),
+            ("Zm9v", true),
+            ("Zg=", false),
+            ("Z===", false),
+            ("Zm9v=", false),
+            ("Zm 9", false),
+        ] {
+            assert_eq!(is_base64(b64), ok, "{b64}");
+        }
     }
 
     #[test]

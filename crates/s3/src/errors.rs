@@ -87,7 +87,7 @@ fn default_message(code: &str, status: http::StatusCode) -> String {
         }
         "ServiceUnavailable" => "Too few storage providers answer right now; retry later.",
         "SignatureDoesNotMatch" => {
-            "The request signature we calculated does not match the signature you provided.              Check your key and signing method."
+            "The request signature we calculated does not match the signature you provided. Check your key and signing method."
         }
         "XAmzContentSHA256Mismatch" => {
             "The provided 'x-amz-content-sha256' header does not match what was computed."

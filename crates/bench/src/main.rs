@@ -74,6 +74,9 @@ enum Phase {
     /// Many clients, mixed PUT/GET/DELETE of small objects, for minutes: the gateway's RSS
     /// over time (a fresh gateway).
     Mixed,
+    /// PUT latency over six `rclone serve webdav` providers, healthy and with one of them
+    /// paused (SIGSTOP): what one hung provider costs a write (a fresh gateway).
+    Hung,
 }
 
 struct Sizes {
@@ -532,6 +535,142 @@ async fn small_phase(c: &Client, s: &Sizes, piece: &Bytes) -> anyhow::Result<ser
     )
 }
 
+/// `rclone serve webdav` processes for the hung phase, killed when dropped.
+struct Davs(Vec<(Child, u16)>);
+
+impl Drop for Davs {
+    fn drop(&mut self) {
+        for (c, _) in &mut self.0 {
+            let _ = Command::new("kill")
+                .args(["-CONT", &c.id().to_string()])
+                .status();
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `count` PUTs of `size` bytes, `conc` at a time: their latencies.
+async fn put_latencies(
+    c: &Client,
+    prefix: &str,
+    count: usize,
+    size: usize,
+    conc: usize,
+    piece: &Bytes,
+) -> anyhow::Result<Vec<Duration>> {
+    futures::stream::iter(0..count)
+        .map(|i| {
+            let (c, piece) = (c.clone(), piece.clone());
+            let key = format!("{prefix}/{i}");
+            async move {
+                let t = Instant::now();
+                c.put(&key, body_of(&piece, size), size as u64).await?;
+                Ok::<_, anyhow::Error>(t.elapsed())
+            }
+        })
+        .buffer_unordered(conc)
+        .try_collect()
+        .await
+}
+
+/// The hung phase; see [`Phase::Hung`].
+async fn hung_phase(
+    bin: &Path,
+    root: &Path,
+    count: usize,
+    piece: &Bytes,
+) -> anyhow::Result<serde_json::Value> {
+    if Command::new("rclone")
+        .arg("version")
+        .stdout(Stdio::null())
+        .status()
+        .map_or(true, |s| !s.success())
+    {
+        println!("hung provider: skipped (rclone is not installed)");
+        return Ok(json!({"skipped": "rclone is not installed"}));
+    }
+    let dir = root.join("hung");
+    let mut davs = Davs(Vec::new());
+    for i in 0..6 {
+        let d = dir.join(format!("dav{i}"));
+        std::fs::create_dir_all(&d)?;
+        let port = free_port()?;
+        let child = Command::new("rclone")
+            .args(["serve", "webdav", "--addr", &format!("127.0.0.1:{port}")])
+            .arg(&d)
+            .args(["--config", "/dev/null", "-q"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start rclone serve webdav")?;
+        davs.0.push((child, port));
+    }
+    for (_, port) in &davs.0 {
+        let t = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", *port)).is_err() {
+            if t.elapsed() > Duration::from_secs(30) {
+                bail!("rclone serve webdav did not listen on 127.0.0.1:{port}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let port = free_port()?;
+    let mut c = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"off\"\ndata_dir = \"{data}\"\nroot_access_key = \"{ACCESS_KEY}\"\nroot_secret_key = \"{SECRET_KEY}\"\n\n[policy]\ndata = 4\nparity = 2\n",
+        data = dir.join("data").display()
+    );
+    for (i, (_, p)) in davs.0.iter().enumerate() {
+        c.push_str(&format!(
+            "\n[[provider]]\nname = \"dav{i}\"\nkind = \"webdav\"\nurl = \"http://127.0.0.1:{p}\"\nroot = \"archipel\"\n"
+        ));
+    }
+    let config = dir.join("archipel.toml");
+    std::fs::write(&config, c)?;
+    let server = start(bin, &config, port)?;
+    let client = Client::new(&server.endpoint)?;
+    client.create_bucket().await?;
+    let (size, conc) = (4096, 8);
+    put_latencies(&client, "warm", 100, size, conc, piece).await?;
+    let t = Instant::now();
+    let mut healthy = put_latencies(&client, "healthy", count, size, conc, piece).await?;
+    let healthy_rate = count as f64 / t.elapsed().as_secs_f64();
+    let paused = davs.0[3].0.id();
+    let ok = Command::new("kill")
+        .args(["-STOP", &paused.to_string()])
+        .status()?;
+    if !ok.success() {
+        bail!("kill -STOP {paused} failed");
+    }
+    let t = Instant::now();
+    let mut hung = put_latencies(&client, "hung", count, size, conc, piece).await?;
+    let hung_rate = count as f64 / t.elapsed().as_secs_f64();
+    let _ = Command::new("kill")
+        .args(["-CONT", &paused.to_string()])
+        .status();
+    server.stop()?;
+    drop(davs);
+    let max = |v: &[Duration]| v.iter().max().map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    let (h50, h99, hmax) = (
+        quantile_ms(&mut healthy, 0.5),
+        quantile_ms(&mut healthy, 0.99),
+        max(&healthy),
+    );
+    let (s50, s99, smax) = (
+        quantile_ms(&mut hung, 0.5),
+        quantile_ms(&mut hung, 0.99),
+        max(&hung),
+    );
+    println!(
+        "PUT 4 KiB × {count}, {conc} at a time, six WebDAV providers: healthy {healthy_rate:.0}/s p50 {h50:.1} ms p99 {h99:.1} ms max {hmax:.0} ms; one paused (SIGSTOP): {hung_rate:.0}/s p50 {s50:.1} ms p99 {s99:.1} ms max {smax:.0} ms (p99 ratio {:.2})",
+        s99 / h99
+    );
+    Ok(json!({"count": count, "size": size, "concurrency": conc,
+        "healthy_per_s": healthy_rate, "healthy_p50_ms": h50, "healthy_p99_ms": h99, "healthy_max_ms": hmax,
+        "hung_per_s": hung_rate, "hung_p50_ms": s50, "hung_p99_ms": s99, "hung_max_ms": smax,
+        "p99_ratio": s99 / h99}))
+}
+
 /// `n` GETs of the latency objects, one at a time: their latencies.
 async fn latency(c: &Client, n: usize, objects: usize) -> anyhow::Result<Vec<Duration>> {
     let mut lat = Vec::with_capacity(n);
@@ -914,6 +1053,10 @@ async fn main() -> anyhow::Result<()> {
             "mixed".into(),
             mixed_phase(&bin, &config, port, secs, args.mixed_clients, &piece).await?,
         );
+    }
+    if run(Phase::Hung) {
+        let count = if args.quick { 300 } else { 2000 };
+        report.insert("hung".into(), hung_phase(&bin, root, count, &piece).await?);
     }
     let report = serde_json::Value::Object(report);
     if let Some(dir) = args.json.parent() {

@@ -21,6 +21,8 @@ const SAMPLES: usize = 64;
 pub const PATIENCE_FLOOR: Duration = Duration::from_millis(250);
 /// The longest write patience: a hung provider delays a write by at most this much.
 pub const PATIENCE_CEILING: Duration = Duration::from_millis(1500);
+/// The longest a provider counts as down after failures in a row.
+pub const DOWN_AT_MOST: Duration = Duration::from_secs(60);
 /// The write patience before enough put latencies are known.
 pub const PATIENCE_DEFAULT: Duration = Duration::from_secs(1);
 
@@ -35,6 +37,8 @@ struct Record {
     /// Hedged reads that overtook it since it last answered in time.
     overtaken: u32,
     consecutive_errors: u32,
+    /// A write is probing the provider after its down period (others still avoid it).
+    probe_until: Option<Instant>,
 }
 
 /// Recent health of every provider; shared by all requests of an engine.
@@ -92,6 +96,7 @@ impl Health {
             r.samples.push_back((now, latency));
             r.down_until = None;
             r.consecutive_errors = 0;
+            r.probe_until = None;
             r.overtaken = 0;
         });
     }
@@ -106,6 +111,7 @@ impl Health {
             r.put_samples.push_back((now, finish));
             r.down_until = None;
             r.consecutive_errors = 0;
+            r.probe_until = None;
         });
     }
 
@@ -153,16 +159,48 @@ impl Health {
         self.with(provider, |r| {
             r.down_until = None;
             r.consecutive_errors = 0;
+            r.probe_until = None;
         });
     }
 
-    /// Records a failed request (unreachable, timed out, refused).
+    /// Records a failed request (unreachable, timed out, refused). The provider counts as
+    /// down for `down_for`, doubled with each further failure in a row after a down period
+    /// ended (at most [`DOWN_AT_MOST`]); failures while it is down change nothing.
     pub fn record_error(&self, provider: &str) {
-        let until = Instant::now() + self.down_for;
+        let now = Instant::now();
         self.with(provider, |r| {
-            r.down_until = Some(until);
+            // Failures of requests that overlapped are one outage, not several.
+            if r.down_until.is_some_and(|t| t > now) {
+                return;
+            }
+            let doublings = r.consecutive_errors.min(4);
+            let down = (self.down_for * (1u32 << doublings)).min(DOWN_AT_MOST);
+            r.down_until = Some(now + down);
             r.consecutive_errors = r.consecutive_errors.saturating_add(1);
+            r.probe_until = None;
         });
+    }
+
+    /// Whether a write should leave the provider out (when the others make its quorum): it
+    /// is down; or its down period is over but it has not answered since, and another write
+    /// is already probing it. Otherwise this write is the probe, alone for a while, so a
+    /// hung provider costs one write its patience per down period, not every write that
+    /// happens to start then.
+    pub(crate) fn avoid_for_write(&self, provider: &str) -> bool {
+        let now = Instant::now();
+        self.with(provider, |r| {
+            if r.down_until.is_some_and(|t| t > now) {
+                return true;
+            }
+            if r.consecutive_errors == 0 {
+                return false;
+            }
+            if r.probe_until.is_some_and(|t| t > now) {
+                return true;
+            }
+            r.probe_until = Some(now + PATIENCE_CEILING * 2);
+            false
+        })
     }
 
     /// Whether the provider failed within the last `down_for`.
@@ -261,5 +299,34 @@ impl Health {
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn after_a_down_period_one_write_at_a_time_probes_and_outages_back_off() {
+        let h = Health::new(Duration::from_secs(30), Duration::from_millis(40));
+        assert!(!h.avoid_for_write("p"));
+        h.record_error("p");
+        h.record_error("p"); // overlapping failures: one outage
+        assert!(h.avoid_for_write("p") && h.is_down("p"));
+        std::thread::sleep(Duration::from_millis(50));
+        // The down period is over: the first write probes, the others still avoid it.
+        assert!(!h.avoid_for_write("p"));
+        assert!(h.avoid_for_write("p"));
+        assert!(h.avoid_for_write("p"));
+        // The probe failed too: down again, twice as long.
+        h.record_error("p");
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(h.is_down("p"), "the second outage lasts 80 ms");
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(!h.is_down("p"));
+        // The probe succeeds: everyone writes to it again.
+        assert!(!h.avoid_for_write("p"));
+        h.record_put("p", Duration::from_millis(3));
+        assert!(!h.avoid_for_write("p") && !h.avoid_for_write("p"));
     }
 }

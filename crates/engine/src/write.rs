@@ -26,9 +26,11 @@
 //! * **hang**: while the quorum is not yet reached, a write waits at most that long for any
 //!   shard to make progress, then fails naming who did not answer.
 //!
-//! A provider that straggled counts as down for a while (see [`crate::health`]), and a write
-//! placed on a provider that is down does not try it at all when the others make the quorum,
-//! so one hung provider costs one patience per probe, not one per write.
+//! A provider that straggled counts as down for a while, longer with each failure in a row
+//! (see [`crate::health`]), and a write placed on a provider that is down does not try it at
+//! all when the others make the quorum; once the down period is over, one write at a time
+//! probes it. So one hung provider costs one write its patience per down period, not every
+//! write.
 //!
 //! A shard stream that ends without its trailer (the body failed, the request was dropped) is
 //! turned into an error, so the provider discards the partial blob instead of storing it.
@@ -242,7 +244,7 @@ pub(crate) async fn write_segment(
     // patience.
     let down: Vec<usize> = targets
         .iter()
-        .filter(|t| inner.health.is_down(&t.provider))
+        .filter(|t| inner.health.avoid_for_write(&t.provider))
         .map(|t| t.shard)
         .collect();
     let skip = if targets.len() - down.len() >= policy.write_quorum {

@@ -365,7 +365,8 @@ impl Vault {
     }
 
     /// The periodic scrub: starts a scrub of every bucket at `rate` bytes per second unless
-    /// one is queued or running, or the last one ended less than `every` ago. What it did.
+    /// one is queued or running, or the last one ended less than `every` ago (never scrubbed:
+    /// less than `every` after this was first called). What it did.
     pub async fn schedule_scrub(&self, every: Duration, rate: Option<u64>) -> Result<String> {
         let jobs = self.list_jobs().await?;
         let scrubs: Vec<&JobRecord> = jobs.iter().filter(|j| j.kind == JobKind::Scrub).collect();
@@ -373,15 +374,37 @@ impl Vault {
             return Ok(format!("scrub {} is {}", j.id, j.state.as_str()));
         }
         let every_ms = every.as_millis().min(i64::MAX as u128) as i64;
-        if let Some(last) = scrubs
+        // Never scrubbed: the schedule starts when the service first looks (a fresh vault is
+        // not scrubbed empty, and its first objects wait one interval like any others).
+        let anchor_name = CheckpointName::new("scrub-schedule:anchor")?;
+        let done = scrubs
             .iter()
             .filter(|j| j.state == JobState::Done)
             .filter_map(|j| j.finished_ms)
-            .max()
-            && now().0 - last < every_ms
-        {
+            .max();
+        let last = match done {
+            Some(t) => t,
+            None => match self.inner.meta.get_checkpoint(&anchor_name).await? {
+                Some(b) => std::str::from_utf8(&b)
+                    .ok()
+                    .and_then(|t| t.parse::<i64>().ok())
+                    .unwrap_or(0),
+                None => {
+                    let t = now().0;
+                    self.inner
+                        .meta
+                        .put_checkpoint(&anchor_name, t.to_string().as_bytes())
+                        .await?;
+                    return Ok(format!(
+                        "no scrub yet; the first is due in {} s",
+                        every_ms / 1000
+                    ));
+                }
+            },
+        };
+        if now().0 - last < every_ms {
             return Ok(format!(
-                "last scrub ended {} s ago; the next is due in {} s",
+                "last scrub (or the schedule's start) {} s ago; the next is due in {} s",
                 (now().0 - last) / 1000,
                 (every_ms - (now().0 - last)) / 1000
             ));

@@ -341,8 +341,18 @@ async fn the_scrub_service_starts_a_full_scrub_when_one_is_due_and_reports_per_p
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let hour = Duration::from_secs(3600);
-    // Never scrubbed: due now.
+    // Never scrubbed: the schedule starts now, and its first scrub is one interval away…
     let said = v.schedule_scrub(hour, None).await.unwrap();
+    assert!(said.starts_with("no scrub yet"), "{said}");
+    let said = v.schedule_scrub(hour, None).await.unwrap();
+    assert!(said.starts_with("last scrub (or the schedule's start)"), "{said}");
+    assert!(v.list_jobs().await.unwrap().is_empty());
+    // …or sooner with a shorter one.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let said = v
+        .schedule_scrub(Duration::from_millis(10), None)
+        .await
+        .unwrap();
     assert!(said.starts_with("started scrub"), "{said}");
     let jobs = wait_done(&v).await;
     assert_eq!(jobs.len(), 1);
@@ -356,7 +366,7 @@ async fn the_scrub_service_starts_a_full_scrub_when_one_is_due_and_reports_per_p
     );
     // Not again within the interval…
     let said = v.schedule_scrub(hour, None).await.unwrap();
-    assert!(said.starts_with("last scrub ended"), "{said}");
+    assert!(said.starts_with("last scrub (or"), "{said}");
     assert_eq!(v.list_jobs().await.unwrap().len(), 1);
     // …and again once it has passed.
     tokio::time::sleep(Duration::from_millis(20)).await;

@@ -345,7 +345,10 @@ async fn the_scrub_service_starts_a_full_scrub_when_one_is_due_and_reports_per_p
     let said = v.schedule_scrub(hour, None).await.unwrap();
     assert!(said.starts_with("no scrub yet"), "{said}");
     let said = v.schedule_scrub(hour, None).await.unwrap();
-    assert!(said.starts_with("last scrub (or the schedule's start)"), "{said}");
+    assert!(
+        said.starts_with("last scrub (or the schedule's start)"),
+        "{said}"
+    );
     assert!(v.list_jobs().await.unwrap().is_empty());
     // …or sooner with a shorter one.
     tokio::time::sleep(Duration::from_millis(20)).await;

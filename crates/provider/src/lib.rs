@@ -17,7 +17,7 @@ pub mod remote;
 
 pub use error::{ErrorKind, ProviderError, Result};
 pub use layers::{Fault, FaultLayer, Limit, Metrics, MetricsSnapshot, Retry, RetryPolicy, Timeout};
-pub use local::LocalDir;
+pub use local::{LocalDir, LocalOptions};
 pub use name::BlobName;
 pub use provider::{
     BlobMeta, ByteStream, Capabilities, ListPage, Provider, ProviderExt, PutBody, PutMode,

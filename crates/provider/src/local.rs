@@ -49,16 +49,46 @@ fn io_kind(e: &std::io::Error) -> ErrorKind {
     }
 }
 
+/// Tuning of a [`LocalDir`]; [`LocalDir::open`] takes the defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LocalOptions {
+    /// Size past which a new pack file is started (default 64 MiB; at least 64 KiB).
+    pub pack_size: u64,
+    /// Most bytes per second the background compaction of packs reads, if set. Without it,
+    /// compaction works at most half of the time while it keeps up (it pauses after each step
+    /// of 512 KiB for as long as the step took), and without pauses while several packs wait.
+    pub compaction_rate: Option<u64>,
+}
+
+impl Default for LocalOptions {
+    fn default() -> Self {
+        LocalOptions {
+            pack_size: pack::PACK_ROTATE,
+            compaction_rate: None,
+        }
+    }
+}
+
 impl LocalDir {
     /// Opens (creating if needed) a directory provider, removes leftovers of interrupted puts,
     /// and checks the directory is writable.
     pub async fn open(name: &str, root: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(name, root, LocalOptions::default()).await
+    }
+
+    /// [`LocalDir::open`] with other options than the defaults.
+    pub async fn open_with(
+        name: &str,
+        root: impl AsRef<Path>,
+        options: LocalOptions,
+    ) -> Result<Self> {
         let root = root.as_ref().to_path_buf();
         let opened = {
             let root = root.clone();
             tokio::task::spawn_blocking(move || {
                 std::fs::create_dir_all(&root)?;
-                Packs::open(&root)
+                Packs::open(&root, &options)
             })
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)))
@@ -98,6 +128,8 @@ impl LocalDir {
             )
         })?;
         let _ = tokio::fs::remove_file(&probe).await;
+        // Packs left mostly dead by an earlier run.
+        p.maybe_compact();
         Ok(p)
     }
 
@@ -117,16 +149,16 @@ impl LocalDir {
         Some((path, 0..len))
     }
 
-    /// Starts a background compaction if a pack is worth compacting.
+    /// Starts the background compaction unless it runs or no pack is worth compacting; once
+    /// started, it runs until no pack is (see [`pack`]).
     fn maybe_compact(&self) {
-        if let Some(id) = self.packs.take_compaction() {
-            // A failed compaction leaves the pack as it is; the next trigger tries again.
-            tokio::spawn(self.packs.clone().compact(id));
-        }
+        self.packs.kick();
     }
 
     /// Stores a small blob (`batch`, `size` bytes in all) as a packed record.
     async fn pack_blob(&self, blob: &BlobName, batch: Vec<Bytes>, mode: PutMode) -> Result<()> {
+        // Puts the compaction cannot follow wait for it (bounded).
+        self.packs.admit().await;
         let (packs, name, dest) = (
             self.packs.clone(),
             blob.as_str().to_string(),
@@ -180,15 +212,15 @@ impl LocalDir {
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)))
             .map_err(|e| self.io_err(op, Some(blob), &e, "writing a tombstone to the pack"))?;
-        for file in &removed {
-            self.packs
-                .sync(file.clone())
-                .await
-                .map_err(|e| self.io_err(op, Some(blob), &e, "fdatasync of the pack"))?;
+        if removed.is_empty() {
+            return Ok(());
         }
-        if !removed.is_empty() {
-            self.maybe_compact();
-        }
+        // The tombstone's pack and its target's, in one round.
+        self.packs
+            .sync(removed)
+            .await
+            .map_err(|e| self.io_err(op, Some(blob), &e, "fdatasync of the pack"))?;
+        self.maybe_compact();
         Ok(())
     }
 

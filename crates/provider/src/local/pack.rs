@@ -26,22 +26,41 @@
 //! there.
 //!
 //! A pack that is no longer active and whose records are at least half dead (replaced or
-//! deleted) is compacted in the background: live records and still-needed tombstones are
-//! copied to the active pack, made durable, and the old pack is removed.
+//! deleted) is compacted by a background task: the live records and the tombstones still
+//! needed are copied, byte for byte, to the active pack, made durable, and the old pack is
+//! removed. The task goes on while any pack is worth compacting (the most dead first),
+//! whether or not anything is written meanwhile; a provider opened with a mostly dead last
+//! pack starts a new one, so that pack can go too. Its I/O is bounded: it reads a pack in
+//! steps of [`COMPACT_STEP`] bytes, copies what one step found in one write under one hold of
+//! the lock (puts take it between steps), and, unless other packs wait to be compacted,
+//! pauses for as long as the step took, so that it works at most half of the time while it
+//! keeps up; a rate limit, if set, holds always. When puts outpace it anyway (a small-blob
+//! write rate the disk cannot also compact behind), a put waits — at most a second — while
+//! [`BACKLOG_PACKS`] packs wait to be compacted, so the packs stay within about twice the
+//! live bytes plus a few packs whatever the write rate. The task holds the provider only
+//! weakly: closing the provider stops it at the next step, which loses nothing (a pack is
+//! removed only once its copies are durable, and a scan of both finds the same blobs).
+//!
+//! Each pack file knows how much of it is durable, so a sync that an earlier round already
+//! covered costs no `fdatasync`: a delete waits for its tombstone's pack and its target's in
+//! one round, and the target's is usually durable already.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::ops::Bound;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, mpsc};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak, mpsc};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Largest blob stored in a pack; larger blobs are files of their own.
 pub(crate) const PACK_MAX: u64 = 128 * 1024;
-/// Size past which a new pack file is started.
-const PACK_ROTATE: u64 = 64 * 1024 * 1024;
+/// Size past which a new pack file is started (the default of `LocalOptions::pack_size`).
+pub(crate) const PACK_ROTATE: u64 = 64 * 1024 * 1024;
+/// The smallest pack size an option may ask for.
+const PACK_ROTATE_MIN: u64 = 64 * 1024;
 /// Directory of the pack files, under the provider's root.
 pub(crate) const PACK_DIR: &str = ".packs";
 
@@ -51,6 +70,15 @@ const HEADER: usize = 28;
 const MAX_RECORD: usize = HEADER + u16::MAX as usize + PACK_MAX as usize;
 /// How much of a pack the open-time scan holds at once.
 const SCAN_WINDOW: usize = 4 * 1024 * 1024;
+/// How much of a pack one compaction step reads (plus at most one record).
+const COMPACT_STEP: usize = 512 * 1024;
+/// Mostly dead packs (the one being compacted included) from which on puts wait for the
+/// compaction to catch up.
+const BACKLOG_PACKS: usize = 3;
+/// The longest a put waits for the compaction to catch up.
+const BACKLOG_PATIENCE: Duration = Duration::from_secs(1);
+/// How long a pack whose compaction failed is left alone before the next try.
+const COMPACT_RETRY: Duration = Duration::from_secs(10);
 const KIND_BLOB: u8 = 1;
 const KIND_TOMBSTONE: u8 = 2;
 
@@ -74,11 +102,86 @@ impl Loc {
     }
 }
 
+/// An open pack file, shared by the index, the readers and the sync thread.
+#[derive(Debug)]
+pub(crate) struct PackFd {
+    file: Arc<File>,
+    /// End of the records written so far (stored after each write, under the packs' lock).
+    written: AtomicU64,
+    /// How many bytes are durable: an `fdatasync` that started after they were written has
+    /// returned.
+    synced: AtomicU64,
+    /// The error of a failed sync. Sticky: the kernel reports dropped pages once, so every
+    /// later sync of the file fails too (and puts go to a new pack).
+    failed: Mutex<Option<(io::ErrorKind, String)>>,
+}
+
+impl PackFd {
+    fn new(file: File, len: u64) -> Arc<PackFd> {
+        Arc::new(PackFd {
+            file: Arc::new(file),
+            written: AtomicU64::new(len),
+            synced: AtomicU64::new(0),
+            failed: Mutex::new(None),
+        })
+    }
+
+    /// Whether the first `upto` bytes are known durable.
+    fn durable(&self, upto: u64) -> bool {
+        self.synced.load(Ordering::Acquire) >= upto
+    }
+
+    /// Makes the first `upto` bytes durable: nothing to do if a sync already covered them,
+    /// else one `fdatasync`, which covers everything written before it started. Blocking.
+    fn sync_to(&self, upto: u64) -> io::Result<()> {
+        let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+        if self.durable(upto) {
+            return Ok(());
+        }
+        if let Some((kind, msg)) = &*failed {
+            return Err(io::Error::new(*kind, msg.clone()));
+        }
+        // Read before the sync starts: every byte below it was written before.
+        let end = self.written.load(Ordering::Acquire);
+        match self.file.sync_data() {
+            Ok(()) => {
+                self.synced.fetch_max(end, Ordering::Release);
+                Ok(())
+            }
+            Err(e) => {
+                *failed = Some((e.kind(), e.to_string()));
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Bytes of pack files that must be durable before an operation counts: what
+/// [`Packs::sync`] waits for.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SyncPoint(Vec<(Arc<PackFd>, u64)>);
+
+impl SyncPoint {
+    /// Whether there is nothing to wait for.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 #[derive(Debug)]
 struct PackFile {
-    file: Arc<File>,
+    fd: Arc<PackFd>,
     len: u64,
+    /// Bytes of records that are dead: replaced or deleted blobs, and tombstones.
     dead: u64,
+    /// How many blobs of the index are in this pack.
+    live: u64,
+}
+
+impl PackFile {
+    fn mostly_dead(&self) -> bool {
+        self.dead * 2 >= self.len
+    }
 }
 
 #[derive(Debug)]
@@ -86,10 +189,14 @@ struct State {
     index: BTreeMap<String, Loc>,
     packs: BTreeMap<u32, PackFile>,
     active: u32,
+    /// Whether the compaction task runs.
     compacting: bool,
-    /// Packs holding records copied by compaction that are not known durable yet: synced
-    /// before any pack is removed.
-    moved_into: Vec<Arc<File>>,
+    /// Copies made by compaction that are not known durable yet: the pack they come from,
+    /// the pack they are in, and the end of the last of them there. Made durable before the
+    /// pack they come from is removed (also after a compaction failed half way).
+    moved: Vec<(u32, Arc<PackFd>, u64)>,
+    /// Packs whose compaction failed, and when to try again.
+    retry: BTreeMap<u32, Instant>,
 }
 
 /// A blob found in a pack.
@@ -107,10 +214,11 @@ pub(crate) struct Packed {
 /// What an append found and did.
 #[derive(Debug)]
 pub(crate) enum Appended {
-    /// The record is written (not yet durable). `stale_file` is the inode of a file of the
-    /// same name, to be removed (with [`Packs::remove_stale_file`]) once the record is durable.
+    /// The record is written (not yet durable: pass `file` to [`Packs::sync`]). `stale_file`
+    /// is the inode of a file of the same name, to be removed (with
+    /// [`Packs::remove_stale_file`]) once the record is durable.
     Written {
-        file: Arc<File>,
+        file: SyncPoint,
         pack: u32,
         offset: u64,
         stale_file: Option<u64>,
@@ -120,7 +228,8 @@ pub(crate) enum Appended {
 }
 
 struct SyncRequest {
-    file: Arc<File>,
+    fd: Arc<PackFd>,
+    upto: u64,
     done: tokio::sync::oneshot::Sender<io::Result<()>>,
 }
 
@@ -128,10 +237,16 @@ struct SyncRequest {
 #[derive(Debug)]
 pub(crate) struct Packs {
     dir: PathBuf,
+    /// Size past which a new pack is started.
+    rotate: u64,
+    /// Most bytes per second compaction reads, if limited.
+    rate: Option<u64>,
     /// Holds the directory's exclusive lock while open.
     _lock: File,
     state: Mutex<State>,
     sync: mpsc::Sender<SyncRequest>,
+    /// Woken whenever the compaction removed a pack, or stopped.
+    compacted: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for SyncRequest {
@@ -175,79 +290,142 @@ fn record(kind: u8, name: &str, target: u32, mtime_ms: u64, data: &[&[u8]]) -> i
     Ok(r)
 }
 
-/// A record read back by the scan.
+/// A record found by a [`Scanner`].
 struct Scanned {
     kind: u8,
-    name: String,
     target: u32,
     loc: Loc,
+    /// Where the name starts in the scanner's window.
+    name_at: usize,
 }
 
-/// Reads the records of pack `id` in order and says where the last valid one ends. A record
-/// that is short or fails its checksum is skipped: the scan looks for the next offset where a
-/// whole, valid record starts, so one damaged record does not hide the ones after it (behind
-/// the last valid record there is only the torn tail of an unacknowledged put).
+impl Scanned {
+    /// The record's name, in the window it was found in (checked UTF-8 by [`parse`]).
+    fn name<'b>(&self, window: &'b [u8]) -> &'b str {
+        window
+            .get(self.name_at..self.name_at + usize::from(self.loc.name_len))
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or("")
+    }
+}
+
+/// What [`Scanner::next`] found.
+enum Next {
+    /// A valid record, which starts at this offset of the window.
+    Record(Scanned, usize),
+    /// The window must move on first (and the caller said not to).
+    Refill,
+    /// No valid record after the last one returned.
+    End,
+}
+
+/// Reads the records of a pack in order. A record that is short or fails its checksum is
+/// skipped: the scanner looks for the next offset where a whole, valid record starts, so one
+/// damaged record does not hide the ones after it (behind the last valid record there is only
+/// the torn tail of an unacknowledged put).
 ///
-/// Memory: the pack is read through a window of [`SCAN_WINDOW`] bytes (plus one record), not
-/// whole, so opening a provider costs the same few MiB whatever its packs hold.
-fn scan(id: u32, file: &File) -> io::Result<(Vec<Scanned>, u64)> {
-    let mut buf: Vec<u8> = Vec::with_capacity(SCAN_WINDOW + MAX_RECORD);
-    // `buf[0]` is the byte at `base` of the file; `read` is where the next read starts.
-    let (mut base, mut read, mut eof) = (0u64, 0u64, false);
-    let mut out = Vec::new();
-    let (mut at, mut valid) = (0u64, 0u64);
-    loop {
-        let rel = usize::try_from(at - base).unwrap_or(usize::MAX);
-        // Keep at least one whole record ahead of `at` in the window, unless the file ends.
-        if !eof && buf.len().saturating_sub(rel) < MAX_RECORD {
-            buf.drain(..rel.min(buf.len()));
-            base = at;
-            while !eof && buf.len() < SCAN_WINDOW + MAX_RECORD {
-                let start = buf.len();
-                buf.resize(SCAN_WINDOW + MAX_RECORD, 0);
-                // Positional reads: the handle is shared, and its file position means nothing.
-                let n = loop {
-                    match file.read_at(&mut buf[start..], read) {
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        r => break r,
-                    }
-                };
-                let n = match n {
-                    Ok(n) => n,
-                    Err(e) => {
-                        buf.truncate(start);
-                        return Err(e);
-                    }
-                };
-                buf.truncate(start + n);
-                read += n as u64;
-                eof = n == 0;
-            }
-        }
-        let rel = usize::try_from(at - base).unwrap_or(usize::MAX);
-        if rel >= buf.len() {
-            break;
-        }
-        match parse(id, &buf, rel, base) {
-            Some(r) => {
-                at += r.loc.record_len();
-                valid = at;
-                out.push(r);
-            }
-            // Damaged or torn: resume at the next magic that starts a valid record.
-            None => match find_magic(&buf, rel + 1) {
-                Some(next) => at = base + next as u64,
-                None if eof => break,
-                // No magic in the rest of the window: go on from its last bytes (a magic may
-                // straddle the edge).
-                None => {
-                    let edge = buf.len().saturating_sub(MAGIC.len() - 1).max(rel + 1);
-                    at = base + edge as u64;
-                }
-            },
+/// Memory: the pack is read through a window of `window` bytes plus one record, not whole.
+struct Scanner {
+    id: u32,
+    /// The file's bytes from `base` on.
+    buf: Vec<u8>,
+    window: usize,
+    base: u64,
+    /// Where the next read of the file starts.
+    read: u64,
+    eof: bool,
+    /// Where the next record is looked for.
+    at: u64,
+    /// End of the last valid record.
+    valid: u64,
+}
+
+impl Scanner {
+    fn new(id: u32, window: usize) -> Scanner {
+        Scanner {
+            id,
+            buf: Vec::new(),
+            window,
+            base: 0,
+            read: 0,
+            eof: false,
+            at: 0,
+            valid: 0,
         }
     }
-    Ok((out, valid))
+
+    /// Starts over on pack `id`, keeping the buffer.
+    fn reset(&mut self, id: u32) {
+        self.buf.clear();
+        (self.id, self.base, self.read, self.eof, self.at, self.valid) = (id, 0, 0, false, 0, 0);
+    }
+
+    /// The next valid record of `file`. Without `refill`, stops with [`Next::Refill`] where the
+    /// window would have to move (which would change the window offsets of the records
+    /// returned so far).
+    fn next(&mut self, file: &File, refill: bool) -> io::Result<Next> {
+        loop {
+            let rel = usize::try_from(self.at - self.base).unwrap_or(usize::MAX);
+            // Keep at least one whole record ahead of `at` in the window, unless the file ends.
+            if !self.eof && self.buf.len().saturating_sub(rel) < MAX_RECORD {
+                if !refill {
+                    return Ok(Next::Refill);
+                }
+                self.fill(file, rel)?;
+            }
+            let rel = usize::try_from(self.at - self.base).unwrap_or(usize::MAX);
+            if rel >= self.buf.len() {
+                return Ok(Next::End);
+            }
+            match parse(self.id, &self.buf, rel, self.base) {
+                Some(r) => {
+                    self.at += r.loc.record_len();
+                    self.valid = self.at;
+                    return Ok(Next::Record(r, rel));
+                }
+                // Damaged or torn: resume at the next magic that starts a valid record.
+                None => match find_magic(&self.buf, rel + 1) {
+                    Some(next) => self.at = self.base + next as u64,
+                    None if self.eof => return Ok(Next::End),
+                    // No magic in the rest of the window: go on from its last bytes (a magic
+                    // may straddle the edge).
+                    None => {
+                        let edge = self.buf.len().saturating_sub(MAGIC.len() - 1).max(rel + 1);
+                        self.at = self.base + edge as u64;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Moves the window to start at `at` (`rel` bytes into it) and fills it.
+    fn fill(&mut self, file: &File, rel: usize) -> io::Result<()> {
+        self.buf.drain(..rel.min(self.buf.len()));
+        self.base = self.at;
+        let cap = self.window + MAX_RECORD;
+        while !self.eof && self.buf.len() < cap {
+            let start = self.buf.len();
+            self.buf.resize(cap, 0);
+            // Positional reads: the handle is shared, and its file position means nothing.
+            let n = loop {
+                match file.read_at(&mut self.buf[start..], self.read) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    r => break r,
+                }
+            };
+            let n = match n {
+                Ok(n) => n,
+                Err(e) => {
+                    self.buf.truncate(start);
+                    return Err(e);
+                }
+            };
+            self.buf.truncate(start + n);
+            self.read += n as u64;
+            self.eof = n == 0;
+        }
+        Ok(())
+    }
 }
 
 /// The first offset at or after `from` where the magic starts.
@@ -280,10 +458,9 @@ fn parse(id: u32, data: &[u8], at: usize, base: u64) -> Option<Scanned> {
     if crc32c::crc32c_append(crc32c::crc32c(&header[4..24]), body) != crc {
         return None;
     }
-    let name = std::str::from_utf8(&body[..usize::from(name_len)]).ok()?;
+    std::str::from_utf8(&body[..usize::from(name_len)]).ok()?;
     Some(Scanned {
         kind,
-        name: name.to_string(),
         target,
         loc: Loc {
             pack: id,
@@ -292,6 +469,7 @@ fn parse(id: u32, data: &[u8], at: usize, base: u64) -> Option<Scanned> {
             len,
             mtime_ms: u64::from_le_bytes(mtime),
         },
+        name_at: body_start,
     })
 }
 
@@ -309,36 +487,20 @@ fn open_pack(path: &Path, create: bool) -> io::Result<File> {
         .open(path)
 }
 
-/// The sync thread: each round makes everything written before its requests durable, one
-/// `fdatasync` per pack file, and answers them all.
+/// The sync thread: each round makes everything written before its requests durable, at most
+/// one `fdatasync` per pack file (none for bytes an earlier sync covered), and answers them
+/// all.
 fn sync_loop(rx: mpsc::Receiver<SyncRequest>) {
-    // Files whose sync once failed: their unsynced pages may have been dropped, and the kernel
-    // reports that only once, so every later sync of them fails too (puts go to a new pack).
-    let mut failed: HashMap<*const File, (io::ErrorKind, String)> = HashMap::new();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while let Ok(more) = rx.try_recv() {
             batch.push(more);
         }
-        let mut done: HashMap<*const File, Result<(), (io::ErrorKind, String)>> = HashMap::new();
+        // Every request's bytes were written before it was queued, so before this round's
+        // first sync of their file: that sync covers the file's other requests too.
         for req in batch {
-            let key = Arc::as_ptr(&req.file);
-            let res = done
-                .entry(key)
-                .or_insert_with(|| {
-                    if let Some(e) = failed.get(&key) {
-                        return Err(e.clone());
-                    }
-                    let res = req.file.sync_data().map_err(|e| (e.kind(), e.to_string()));
-                    if let Err(e) = &res {
-                        failed.insert(key, e.clone());
-                    }
-                    res
-                })
-                .clone();
-            let _ = req
-                .done
-                .send(res.map_err(|(kind, msg)| io::Error::new(kind, msg)));
+            let res = req.fd.sync_to(req.upto);
+            let _ = req.done.send(res);
         }
     }
 }
@@ -346,7 +508,8 @@ fn sync_loop(rx: mpsc::Receiver<SyncRequest>) {
 impl Packs {
     /// Opens the packs under `root` (creating the directory), rebuilding the index from the
     /// records. Blocking.
-    pub(crate) fn open(root: &Path) -> io::Result<Packs> {
+    pub(crate) fn open(root: &Path, options: &super::LocalOptions) -> io::Result<Packs> {
+        let rotate = options.pack_size.max(PACK_ROTATE_MIN);
         let dir = root.join(PACK_DIR);
         std::fs::create_dir_all(&dir)?;
         // One owner at a time: two would append at their own offsets over each other's
@@ -395,45 +558,49 @@ impl Packs {
             packs: BTreeMap::new(),
             active: 0,
             compacting: false,
-            moved_into: Vec::new(),
+            moved: Vec::new(),
+            retry: BTreeMap::new(),
         };
+        let mut scanner = Scanner::new(0, SCAN_WINDOW);
         for (i, &id) in ids.iter().enumerate() {
             let file = open_pack(&pack_path(&dir, id), false)?;
-            let (records, valid) = scan(id, &file)?;
             let size = file.metadata()?.len();
-            if i + 1 == ids.len() && valid < size {
-                // The tail of a put that never got acknowledged: cut it before appending.
-                file.set_len(valid)?;
-                file.sync_all()?;
-            }
+            let fd = PackFd::new(file, 0);
             state.packs.insert(
                 id,
                 PackFile {
-                    file: Arc::new(file),
-                    len: valid,
+                    fd: fd.clone(),
+                    len: 0,
                     dead: 0,
+                    live: 0,
                 },
             );
-            for r in records {
-                match r.kind {
-                    KIND_BLOB => {
-                        if let Some(old) = state.index.insert(r.name, r.loc) {
-                            state.add_dead(&old);
-                        }
-                    }
-                    _ => {
-                        state.add_dead(&r.loc);
-                        if state.index.get(&r.name).is_some_and(|l| l.pack == r.target)
-                            && let Some(old) = state.index.remove(&r.name)
-                        {
-                            state.add_dead(&old);
-                        }
-                    }
-                }
+            // The records, applied in order as they are read.
+            scanner.reset(id);
+            while let Next::Record(r, _) = scanner.next(&fd.file, true)? {
+                state.replay(&r, r.name(&scanner.buf));
+            }
+            let valid = scanner.valid;
+            if i + 1 == ids.len() && valid < size {
+                // The tail of a put that never got acknowledged: cut it before appending.
+                fd.file.set_len(valid)?;
+                fd.file.sync_all()?;
+            }
+            fd.written.store(valid, Ordering::Release);
+            if let Some(p) = state.packs.get_mut(&id) {
+                p.len = valid;
             }
         }
+        drop(scanner);
         match ids.last() {
-            Some(&last) if state.packs.get(&last).is_some_and(|p| p.len < PACK_ROTATE) => {
+            // The last pack goes on taking records, unless it is full, or mostly dead: then
+            // a new one starts, so it can be compacted.
+            Some(&last)
+                if state
+                    .packs
+                    .get(&last)
+                    .is_some_and(|p| p.len < rotate && (p.len == 0 || !p.mostly_dead())) =>
+            {
                 state.active = last;
             }
             last => {
@@ -443,9 +610,10 @@ impl Packs {
                 state.packs.insert(
                     id,
                     PackFile {
-                        file: Arc::new(file),
+                        fd: PackFd::new(file, 0),
                         len: 0,
                         dead: 0,
+                        live: 0,
                     },
                 );
                 state.active = id;
@@ -457,9 +625,12 @@ impl Packs {
             .spawn(move || sync_loop(rx))?;
         Ok(Packs {
             dir,
+            rotate,
+            rate: options.compaction_rate,
             _lock: lock,
             state: Mutex::new(state),
             sync: tx,
+            compacted: tokio::sync::Notify::new(),
         })
     }
 
@@ -472,7 +643,7 @@ impl Packs {
     pub(crate) fn find(&self, name: &str) -> Option<Packed> {
         let st = self.lock();
         let loc = *st.index.get(name)?;
-        let file = st.packs.get(&loc.pack)?.file.clone();
+        let file = st.packs.get(&loc.pack)?.fd.file.clone();
         if unlinked(&file) {
             return None;
         }
@@ -496,7 +667,7 @@ impl Packs {
         let gone: Vec<u32> = st
             .packs
             .iter()
-            .filter(|(_, p)| unlinked(&p.file))
+            .filter(|(_, p)| unlinked(&p.fd.file))
             .map(|(id, _)| *id)
             .collect();
         let start = match after {
@@ -534,8 +705,8 @@ impl Packs {
         Ok(Some(res))
     }
 
-    /// Appends blob `name` (not yet durable: pass the file to [`Packs::sync`]). With `create`,
-    /// fails if the blob exists, packed or as the file `file_path`. Blocking.
+    /// Appends blob `name` (not yet durable: pass the sync point to [`Packs::sync`]). With
+    /// `create`, fails if the blob exists, packed or as the file `file_path`. Blocking.
     pub(crate) fn append(
         &self,
         name: &str,
@@ -556,7 +727,7 @@ impl Packs {
         let parts: Vec<&[u8]> = data.iter().map(|b| b.as_ref()).collect();
         let mtime_ms = now_ms();
         let rec = record(KIND_BLOB, name, 0, mtime_ms, &parts)?;
-        let (pack, offset, file) = self.write(&mut st, &rec)?;
+        let (pack, offset, fd) = self.write(&mut st, &rec)?;
         let loc = Loc {
             pack,
             offset,
@@ -564,11 +735,9 @@ impl Packs {
             len: (rec.len() - HEADER - name.len()) as u32,
             mtime_ms,
         };
-        if let Some(old) = st.index.insert(name.to_string(), loc) {
-            st.add_dead(&old);
-        }
+        st.set_current(name, loc);
         Ok(Appended::Written {
-            file,
+            file: SyncPoint(vec![(fd, offset + rec.len() as u64)]),
             pack,
             offset,
             stale_file,
@@ -615,39 +784,38 @@ impl Packs {
     /// Forgets blob `name` if packed, with a tombstone (to be made durable with
     /// [`Packs::sync`]). Blocking.
     ///
-    /// Returns the files to sync before the removal counts: the tombstone's pack and the pack
-    /// of the record it kills (which may not be durable yet — a tombstone that outlived its
-    /// target would not match the older copy a crash brings back).
-    pub(crate) fn remove(&self, name: &str) -> io::Result<Vec<Arc<File>>> {
+    /// The sync point covers the tombstone and the record it kills (which may not be durable
+    /// yet — a tombstone that outlived its target would not match the older copy a crash
+    /// brings back); empty if the blob was not packed.
+    pub(crate) fn remove(&self, name: &str) -> io::Result<SyncPoint> {
         let mut st = self.lock();
         let Some(loc) = st.index.get(name).copied() else {
-            return Ok(Vec::new());
+            return Ok(SyncPoint::default());
         };
-        let target = st.packs.get(&loc.pack).map(|p| p.file.clone());
+        let target = st.packs.get(&loc.pack).map(|p| p.fd.clone());
         let rec = record(KIND_TOMBSTONE, name, loc.pack, now_ms(), &[])?;
-        let (_, _, file) = self.write(&mut st, &rec)?;
-        st.index.remove(name);
-        st.add_dead(&loc);
-        let active = st.active;
-        if let Some(p) = st.packs.get_mut(&active) {
+        let (pack, offset, fd) = self.write(&mut st, &rec)?;
+        st.forget(name);
+        if let Some(p) = st.packs.get_mut(&pack) {
             p.dead += rec.len() as u64;
         }
-        let mut files = vec![file];
+        let mut point = vec![(fd, offset + rec.len() as u64)];
         if let Some(t) = target
-            && !Arc::ptr_eq(&t, &files[0])
+            && !Arc::ptr_eq(&t, &point[0].0)
         {
-            files.push(t);
+            point.push((t, loc.offset + loc.record_len()));
         }
-        Ok(files)
+        Ok(SyncPoint(point))
     }
 
-    /// Writes `rec` at the end of the active pack, starting a new pack first if the active one
-    /// is full. A failed write abandons the pack (cut back to its last good record).
-    fn write(&self, st: &mut State, rec: &[u8]) -> io::Result<(u32, u64, Arc<File>)> {
+    /// Writes `rec` (one record or several) at the end of the active pack, starting a new pack
+    /// first if the active one is full. A failed write abandons the pack (cut back to its last
+    /// good record).
+    fn write(&self, st: &mut State, rec: &[u8]) -> io::Result<(u32, u64, Arc<PackFd>)> {
         // A pack removed behind our back would swallow the record: start a new one (which
         // fails if the directory is gone too).
         let full = st.packs.get(&st.active).is_none_or(|p| {
-            (p.len > 0 && p.len + rec.len() as u64 > PACK_ROTATE) || unlinked(&p.file)
+            (p.len > 0 && p.len + rec.len() as u64 > self.rotate) || unlinked(&p.fd.file)
         });
         if full {
             self.rotate(st)?;
@@ -658,13 +826,14 @@ impl Packs {
             .get_mut(&active)
             .ok_or_else(|| io::Error::other("no active pack"))?;
         let offset = p.len;
-        if let Err(e) = p.file.write_all_at(rec, offset) {
-            let _ = p.file.set_len(offset);
+        if let Err(e) = p.fd.file.write_all_at(rec, offset) {
+            let _ = p.fd.file.set_len(offset);
             let _ = self.rotate(st);
             return Err(e);
         }
         p.len += rec.len() as u64;
-        Ok((active, offset, p.file.clone()))
+        p.fd.written.store(p.len, Ordering::Release);
+        Ok((active, offset, p.fd.clone()))
     }
 
     /// Starts a new active pack.
@@ -680,141 +849,397 @@ impl Packs {
         st.packs.insert(
             id,
             PackFile {
-                file: Arc::new(file),
+                fd: PackFd::new(file, 0),
                 len: 0,
                 dead: 0,
+                live: 0,
             },
         );
         st.active = id;
         Ok(())
     }
 
-    /// Waits until everything written to `file` so far is durable (group commit). A failed
-    /// sync abandons the pack: later appends go to a new one.
-    pub(crate) async fn sync(&self, file: Arc<File>) -> io::Result<()> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let sent = self.sync.send(SyncRequest {
-            file: file.clone(),
-            done: tx,
-        });
-        if sent.is_err() {
-            return Err(io::Error::other("the pack sync thread is gone"));
+    /// Waits until the bytes of `point` are durable (group commit: the sync thread's next
+    /// round, or none if earlier syncs covered them). A failed sync abandons the pack: later
+    /// appends go to a new one.
+    pub(crate) async fn sync(&self, point: SyncPoint) -> io::Result<()> {
+        let gone = || io::Error::other("the pack sync thread is gone");
+        let mut waits = Vec::with_capacity(point.0.len());
+        for (fd, upto) in point.0 {
+            if fd.durable(upto) {
+                continue;
+            }
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let req = SyncRequest {
+                fd: fd.clone(),
+                upto,
+                done: tx,
+            };
+            if self.sync.send(req).is_err() {
+                return Err(gone());
+            }
+            waits.push((fd, rx));
         }
-        let res = rx
-            .await
-            .unwrap_or_else(|_| Err(io::Error::other("the pack sync thread is gone")));
-        if res.is_err() {
-            let mut st = self.lock();
-            let active = st.active;
-            if st
-                .packs
-                .get(&active)
-                .is_some_and(|p| Arc::ptr_eq(&p.file, &file))
-            {
-                let _ = self.rotate(&mut st);
+        let mut res = Ok(());
+        for (fd, rx) in waits {
+            if let Err(e) = rx.await.unwrap_or_else(|_| Err(gone())) {
+                let mut st = self.lock();
+                let active = st.active;
+                if st
+                    .packs
+                    .get(&active)
+                    .is_some_and(|p| Arc::ptr_eq(&p.fd, &fd))
+                {
+                    let _ = self.rotate(&mut st);
+                }
+                drop(st);
+                if res.is_ok() {
+                    res = Err(e);
+                }
             }
         }
         res
     }
 
-    /// A pack worth compacting now (not active, at least half dead), marked as being
-    /// compacted; `None` if there is none or a compaction is running.
+    /// Starts the compaction task unless it runs or no pack is worth compacting; once
+    /// started, it runs until none is. Needs a tokio runtime.
+    pub(crate) fn kick(self: &Arc<Self>) {
+        if let Some(id) = self.take_compaction() {
+            tokio::spawn(self.clone().compact(id));
+        }
+    }
+
+    /// Waits, at most [`BACKLOG_PATIENCE`], while [`BACKLOG_PACKS`] or more packs wait to be
+    /// compacted: puts faster than the compaction can follow are slowed down to its pace,
+    /// rather than let the packs grow without bound.
+    pub(crate) async fn admit(self: &Arc<Self>) {
+        let deadline = tokio::time::Instant::now() + BACKLOG_PATIENCE;
+        loop {
+            let woken = self.compacted.notified();
+            let mut woken = std::pin::pin!(woken);
+            // Registered before the check: a removal after it wakes us.
+            woken.as_mut().enable();
+            let (start, backlog) = {
+                let mut st = self.lock();
+                let now = Instant::now();
+                let start = match st.compacting {
+                    true => None,
+                    false => st.candidate(now),
+                };
+                st.compacting |= start.is_some();
+                (start, st.candidates(now).count() >= BACKLOG_PACKS)
+            };
+            if let Some(id) = start {
+                tokio::spawn(self.clone().compact(id));
+            }
+            if !backlog || tokio::time::timeout_at(deadline, woken).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// A pack worth compacting now (not active, at least half dead; the most dead first),
+    /// with the compaction task marked as running; `None` if there is none or the task runs.
+    /// Pass it to [`Packs::compact`].
     pub(crate) fn take_compaction(&self) -> Option<u32> {
         let mut st = self.lock();
         if st.compacting {
             return None;
         }
-        let active = st.active;
-        let id = st
-            .packs
-            .iter()
-            .find(|(id, p)| **id != active && p.dead * 2 >= p.len)
-            .map(|(id, _)| *id)?;
+        let id = st.candidate(Instant::now())?;
         st.compacting = true;
         Some(id)
     }
 
-    /// Compacts pack `id` (from [`Packs::take_compaction`]): copies its live records and the
-    /// tombstones still needed to the active pack, makes them durable, removes the pack.
-    pub(crate) async fn compact(self: Arc<Self>, id: u32) -> io::Result<()> {
-        let res = self.clone().compact_inner(id).await;
-        self.lock().compacting = false;
-        res
-    }
-
-    async fn compact_inner(self: Arc<Self>, id: u32) -> io::Result<()> {
-        let packs = self.clone();
-        tokio::task::spawn_blocking(move || packs.copy_live(id))
-            .await
-            .map_err(io::Error::other)??;
-        // Every copy made so far (by this compaction or one that failed before) durable
-        // before the pack is removed.
-        let moved = self.lock().moved_into.clone();
-        for f in &moved {
-            self.sync(f.clone()).await?;
-        }
-        self.lock()
-            .moved_into
-            .retain(|f| !moved.iter().any(|m| Arc::ptr_eq(m, f)));
-        if self.lock().index.values().any(|l| l.pack == id) {
-            return Ok(()); // cannot happen (only the active pack is written); keep it
-        }
-        // Gone from disk first: a pack still there must stay known, or tombstones aimed at
-        // it would be dropped by later compactions.
-        std::fs::remove_file(pack_path(&self.dir, id))?;
-        File::open(&self.dir)?.sync_all()?;
-        self.lock().packs.remove(&id);
-        Ok(())
-    }
-
-    /// Copies the live records of pack `id`, and its tombstones that still delete a record in
-    /// another pack, to the active pack; the packs written to join `moved_into`. Blocking.
-    fn copy_live(&self, id: u32) -> io::Result<()> {
-        let Some(old) = self.lock().packs.get(&id).map(|p| p.file.clone()) else {
-            return Ok(());
+    /// The compaction task (after [`Packs::take_compaction`]): compacts pack `first`, then
+    /// every other pack worth it, until there is none or the provider is closed. A pack whose
+    /// compaction fails stays as it is, and is tried again after [`COMPACT_RETRY`].
+    pub(crate) async fn compact(self: Arc<Self>, first: u32) {
+        let packs = Arc::downgrade(&self);
+        drop(self);
+        // Dropped on the way (with its runtime, say), the task is no longer running.
+        let mut running = Running(Some(packs.clone()));
+        let mut step = Step {
+            scanner: Scanner::new(first, COMPACT_STEP),
+            out: Vec::new(),
         };
-        let (records, _) = scan(id, &old)?;
-        for r in records {
-            let mut data = vec![0u8; r.loc.len as usize];
-            if r.kind == KIND_BLOB {
-                old.read_exact_at(&mut data, r.loc.data_offset())?;
+        let mut next = Some(first);
+        while let Some(id) = next {
+            match compact_one(&packs, id, &mut step).await {
+                Ok(()) => {}
+                Err(Halt::Closed) => return,
+                Err(Halt::Failed) => {
+                    if let Some(p) = packs.upgrade() {
+                        p.lock().retry.insert(id, Instant::now() + COMPACT_RETRY);
+                    }
+                }
             }
-            let mut st = self.lock();
+            let Some(p) = packs.upgrade() else {
+                return;
+            };
+            let mut st = p.lock();
+            next = st.candidate(Instant::now());
+            if next.is_none() {
+                st.compacting = false;
+                // Said under the lock: a task started after this one must not be unmarked.
+                running.0 = None;
+            }
+            drop(st);
+            p.compacted.notify_waiters();
+        }
+    }
+
+    /// One step of compacting pack `id`: scans its next records (about [`COMPACT_STEP`]
+    /// bytes) and copies those still needed — live blobs, and tombstones that still delete a
+    /// record in another pack — to the active pack, in one write under one hold of the lock.
+    /// Returns the bytes scanned and whether another pack waits to be compacted, `None` past
+    /// the last record. Blocking.
+    fn copy_step(&self, id: u32, file: &File, step: &mut Step) -> io::Result<Option<(u64, bool)>> {
+        let Step { scanner, out } = step;
+        let from = scanner.at;
+        let mut found: Vec<(Scanned, usize)> = Vec::new();
+        loop {
+            match scanner.next(file, found.is_empty())? {
+                Next::Record(r, rel) => found.push((r, rel)),
+                Next::Refill => break,
+                Next::End if found.is_empty() => return Ok(None),
+                Next::End => break,
+            }
+        }
+        let window = &scanner.buf;
+        out.clear();
+        let mut kept: Vec<(usize, u64)> = Vec::new();
+        let mut st = self.lock();
+        for (i, (r, rel)) in found.iter().enumerate() {
             let copy = match r.kind {
                 // Still the live version of the blob?
-                KIND_BLOB => st.index.get(&r.name) == Some(&r.loc),
+                KIND_BLOB => st.index.get(r.name(window)) == Some(&r.loc),
                 // Still deleting a record in another pack?
                 _ => r.target != id && st.packs.contains_key(&r.target),
             };
-            if !copy {
-                continue;
-            }
-            let rec = record(r.kind, &r.name, r.target, r.loc.mtime_ms, &[&data])?;
-            let (pack, offset, file) = self.write(&mut st, &rec)?;
-            if r.kind == KIND_BLOB {
-                st.index.insert(
-                    r.name.clone(),
-                    Loc {
-                        pack,
-                        offset,
-                        ..r.loc
-                    },
-                );
-            } else if let Some(p) = st.packs.get_mut(&pack) {
-                p.dead += rec.len() as u64;
-            }
-            if !st.moved_into.iter().any(|f| Arc::ptr_eq(f, &file)) {
-                st.moved_into.push(file);
+            let bytes = window.get(*rel..*rel + r.loc.record_len() as usize);
+            if let (true, Some(bytes)) = (copy, bytes) {
+                kept.push((i, out.len() as u64));
+                out.extend_from_slice(bytes);
             }
         }
-        Ok(())
+        if !out.is_empty() {
+            let (pack, offset, fd) = self.write(&mut st, out)?;
+            for (i, at) in kept {
+                let r = &found[i].0;
+                if r.kind == KIND_BLOB {
+                    let loc = Loc {
+                        pack,
+                        offset: offset + at,
+                        ..r.loc
+                    };
+                    st.set_current(r.name(window), loc);
+                } else if let Some(p) = st.packs.get_mut(&pack) {
+                    p.dead += r.loc.record_len();
+                }
+            }
+            let end = offset + out.len() as u64;
+            match st
+                .moved
+                .iter_mut()
+                .find(|m| m.0 == id && Arc::ptr_eq(&m.1, &fd))
+            {
+                Some(m) => m.2 = m.2.max(end),
+                None => st.moved.push((id, fd, end)),
+            }
+        }
+        let active = st.active;
+        let behind = st
+            .packs
+            .iter()
+            .any(|(i, p)| *i != id && *i != active && p.mostly_dead());
+        Ok(Some((scanner.at - from, behind)))
     }
 }
 
+/// Marks the compaction task as stopped if it is dropped before it ends.
+struct Running(Option<Weak<Packs>>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.as_ref().and_then(Weak::upgrade) {
+            p.lock().compacting = false;
+            p.compacted.notify_waiters();
+        }
+    }
+}
+
+/// The buffers of the compaction task, kept from one step and one pack to the next.
+struct Step {
+    scanner: Scanner,
+    /// The records one step copies.
+    out: Vec<u8>,
+}
+
+/// Why a compaction stopped.
+enum Halt {
+    /// The provider was closed.
+    Closed,
+    /// An I/O error (the pack stays, and is tried again later; the error itself is of no use
+    /// to anyone waiting, as no request waits for a compaction).
+    Failed,
+}
+
+impl From<io::Error> for Halt {
+    fn from(_: io::Error) -> Halt {
+        Halt::Failed
+    }
+}
+
+/// Compacts pack `id`, step by step (see the module docs), then makes its copies durable and
+/// removes it. Holds the provider only during a step.
+async fn compact_one(packs: &Weak<Packs>, id: u32, step: &mut Step) -> Result<(), Halt> {
+    let upgrade = || packs.upgrade().ok_or(Halt::Closed);
+    let (file, rate) = {
+        let p = upgrade()?;
+        let st = p.lock();
+        let Some(f) = st.packs.get(&id) else {
+            return Ok(());
+        };
+        (f.fd.file.clone(), p.rate)
+    };
+    step.scanner.reset(id);
+    let started = Instant::now();
+    let mut scanned = 0u64;
+    loop {
+        let (p, file) = (upgrade()?, file.clone());
+        let mut s = std::mem::replace(
+            step,
+            Step {
+                scanner: Scanner::new(id, 0),
+                out: Vec::new(),
+            },
+        );
+        let t0 = Instant::now();
+        let (back, res) = tokio::task::spawn_blocking(move || {
+            let res = p.copy_step(id, &file, &mut s);
+            (s, res)
+        })
+        .await
+        .map_err(|_| Halt::Failed)?;
+        *step = back;
+        let took = t0.elapsed();
+        let Some((n, behind)) = res? else {
+            break;
+        };
+        scanned += n;
+        // At most half of the time, unless other packs wait (then puts still get the lock
+        // between steps); within the rate limit always.
+        let mut pause = if behind { Duration::ZERO } else { took };
+        if let Some(rate) = rate {
+            let due = started + Duration::from_secs_f64(scanned as f64 / rate.max(1) as f64);
+            pause = pause.max(due.saturating_duration_since(Instant::now()));
+        }
+        if pause.is_zero() {
+            tokio::task::yield_now().await;
+        } else {
+            tokio::time::sleep(pause).await;
+        }
+    }
+    // Every copy of the pack's records durable (also those of an earlier try that failed)
+    // before the pack goes.
+    let p = upgrade()?;
+    let moved = SyncPoint(
+        p.lock()
+            .moved
+            .iter()
+            .filter(|m| m.0 == id)
+            .map(|m| (m.1.clone(), m.2))
+            .collect(),
+    );
+    p.sync(moved).await?;
+    if p.lock().packs.get(&id).is_some_and(|f| f.live > 0) {
+        // Cannot happen (only the active pack takes records): keep it.
+        return Err(Halt::Failed);
+    }
+    tokio::task::spawn_blocking(move || {
+        // Gone from disk first: a pack still there must stay known, or tombstones aimed at
+        // it would be dropped by later compactions.
+        match std::fs::remove_file(pack_path(&p.dir, id)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        File::open(&p.dir)?.sync_all()?;
+        let mut st = p.lock();
+        st.packs.remove(&id);
+        st.moved.retain(|m| m.0 != id);
+        st.retry.remove(&id);
+        Ok(())
+    })
+    .await
+    .map_err(|_| Halt::Failed)??;
+    Ok(())
+}
+
 impl State {
-    fn add_dead(&mut self, loc: &Loc) {
+    /// The pack most worth compacting now: not active, at least half dead, not waiting for
+    /// another try; the one with the most dead bytes.
+    fn candidate(&self, now: Instant) -> Option<u32> {
+        self.candidates(now)
+            .max_by_key(|(id, p)| (p.dead, std::cmp::Reverse(*id)))
+            .map(|(id, _)| id)
+    }
+
+    /// The packs worth compacting now.
+    fn candidates(&self, now: Instant) -> impl Iterator<Item = (u32, &PackFile)> {
+        self.packs
+            .iter()
+            .filter(move |(id, p)| {
+                **id != self.active
+                    && p.mostly_dead()
+                    && self.retry.get(id).is_none_or(|t| *t <= now)
+            })
+            .map(|(id, p)| (*id, p))
+    }
+
+    /// Makes `loc` the current record of blob `name` (the one it replaces is dead).
+    fn set_current(&mut self, name: &str, loc: Loc) {
+        let old = match self.index.get_mut(name) {
+            Some(l) => Some(std::mem::replace(l, loc)),
+            None => {
+                self.index.insert(name.to_string(), loc);
+                None
+            }
+        };
         if let Some(p) = self.packs.get_mut(&loc.pack) {
+            p.live += 1;
+        }
+        if let Some(old) = old {
+            self.dies(&old);
+        }
+    }
+
+    /// Forgets blob `name` (its record is dead).
+    fn forget(&mut self, name: &str) {
+        if let Some(old) = self.index.remove(name) {
+            self.dies(&old);
+        }
+    }
+
+    /// Counts the blob record at `loc` dead.
+    fn dies(&mut self, loc: &Loc) {
+        if let Some(p) = self.packs.get_mut(&loc.pack) {
+            p.live = p.live.saturating_sub(1);
             p.dead += loc.record_len();
+        }
+    }
+
+    /// Applies a record read at open.
+    fn replay(&mut self, r: &Scanned, name: &str) {
+        if r.kind == KIND_BLOB {
+            self.set_current(name, r.loc);
+            return;
+        }
+        if let Some(p) = self.packs.get_mut(&r.loc.pack) {
+            p.dead += r.loc.record_len();
+        }
+        if self.index.get(name).is_some_and(|l| l.pack == r.target) {
+            self.forget(name);
         }
     }
 }

@@ -1,12 +1,15 @@
 //! Small blobs in pack files: the index is rebuilt from the records at open, a torn tail is
 //! cut, deletes and overwrites survive a restart, a blob moves between a pack and a file of
 //! its own as its size changes, create-only puts see both forms, and half-dead packs are
-//! compacted away.
+//! compacted away — under sustained churn, after a burst, after a restart, interrupted, and
+//! under concurrent reads — keeping the packs within about twice the live bytes.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use archipel_provider::{BlobName, ErrorKind, LocalDir, Provider, ProviderExt, PutBody, PutMode};
+use archipel_provider::{
+    BlobName, ErrorKind, LocalDir, LocalOptions, Provider, ProviderExt, PutBody, PutMode,
+};
 use bytes::Bytes;
 use futures::StreamExt;
 
@@ -373,4 +376,337 @@ async fn packs_larger_than_the_scan_window_are_read_whole() {
         p.get_bytes(&name("w/090"), None).await.unwrap_err().kind(),
         ErrorKind::NotFound
     );
+}
+
+/// Packs of 1 MiB, so a test fills many in a few MiB.
+fn small_packs(compaction_rate: Option<u64>) -> LocalOptions {
+    let mut o = LocalOptions::default();
+    o.pack_size = 1024 * 1024;
+    o.compaction_rate = compaction_rate;
+    o
+}
+
+/// Bytes and number of the pack files.
+fn pack_bytes(root: &Path) -> (u64, usize) {
+    let packs = packs(root);
+    let bytes = packs
+        .iter()
+        .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .sum();
+    (bytes, packs.len())
+}
+
+/// Waits up to `secs` for the packs to hold at most twice `live` bytes plus `slack`, and
+/// returns what they hold then.
+async fn settle(root: &Path, live: u64, slack: u64, secs: u64) -> (u64, usize) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let (bytes, n) = pack_bytes(root);
+        if bytes <= 2 * live + slack || Instant::now() > deadline {
+            return (bytes, n);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Round `round`'s bytes of blob `i`: 1 to 8 KiB.
+fn churn_blob(i: usize, round: usize) -> Vec<u8> {
+    let len = 1024 + (i * 7919 + round * 104_729) % 7000;
+    bytes((i + round) as u8, len)
+}
+
+/// Twenty-five rounds of overwriting 300 blobs (and deleting a tenth of them) keep the packs within
+/// twice the live bytes plus a few packs while they run, and within twice plus one pack once
+/// the writes stop; every read sees the bytes last written, before and after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overwrite_churn_keeps_the_packs_within_twice_the_live_bytes() {
+    const N: usize = 300;
+    const ROUNDS: usize = 25;
+    let dir = tempfile::tempdir().unwrap();
+    let p = std::sync::Arc::new(
+        LocalDir::open_with("disk", dir.path(), small_packs(None))
+            .await
+            .unwrap(),
+    );
+    let mut worst = (0u64, 0usize, 0u64);
+    let mut live = 0u64;
+    for round in 0..ROUNDS {
+        futures::stream::iter(0..N)
+            .map(|i| {
+                let p = p.clone();
+                async move {
+                    let n = name(&format!("c/{i:03}"));
+                    p.put_bytes(&n, churn_blob(i, round)).await.unwrap();
+                    assert_eq!(p.get_bytes(&n, None).await.unwrap(), churn_blob(i, round));
+                    if (i + round).is_multiple_of(10) {
+                        p.delete(&n).await.unwrap();
+                    }
+                }
+            })
+            .buffer_unordered(16)
+            .collect::<Vec<()>>()
+            .await;
+        live = (0..N)
+            .filter(|i| !(i + round).is_multiple_of(10))
+            .map(|i| churn_blob(i, round).len() as u64)
+            .sum();
+        let (bytes, n) = pack_bytes(dir.path());
+        if bytes > worst.0 {
+            worst = (bytes, n, live);
+        }
+        assert!(
+            bytes <= 2 * live + 4 * 1024 * 1024,
+            "round {round}: {bytes} bytes in {n} packs for {live} live bytes"
+        );
+    }
+    let (bytes, n) = settle(dir.path(), live, 1536 * 1024, 10).await;
+    assert!(
+        bytes <= 2 * live + 1536 * 1024,
+        "after the writes stopped: {bytes} bytes in {n} packs for {live} live bytes (worst \
+         while writing: {worst:?})"
+    );
+    let check = |p: std::sync::Arc<LocalDir>| async move {
+        for i in 0..N {
+            let n = name(&format!("c/{i:03}"));
+            if (i + ROUNDS - 1).is_multiple_of(10) {
+                assert_eq!(
+                    p.get_bytes(&n, None).await.unwrap_err().kind(),
+                    ErrorKind::NotFound
+                );
+            } else {
+                assert_eq!(
+                    p.get_bytes(&n, None).await.unwrap(),
+                    churn_blob(i, ROUNDS - 1),
+                    "{n}"
+                );
+            }
+        }
+    };
+    check(p.clone()).await;
+    drop(p);
+    let p = std::sync::Arc::new(
+        LocalDir::open_with("disk", dir.path(), small_packs(None))
+            .await
+            .unwrap(),
+    );
+    check(p).await;
+}
+
+/// A burst of deletes makes several packs half dead at once; they are all compacted away
+/// though nothing is written after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_deletes_leaves_no_half_dead_pack_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = std::sync::Arc::new(
+        LocalDir::open_with("disk", dir.path(), small_packs(None))
+            .await
+            .unwrap(),
+    );
+    let blob = |i: usize| bytes(i as u8, 4000 + i % 97);
+    futures::stream::iter(0..1200)
+        .map(|i| {
+            let p = p.clone();
+            async move { p.put_bytes(&name(&format!("b/{i:04}")), blob(i)).await }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    assert!(pack_bytes(dir.path()).1 >= 4);
+    let kept = |i: usize| i.is_multiple_of(4);
+    futures::stream::iter((0..1200).filter(|i| !kept(*i)))
+        .map(|i| {
+            let p = p.clone();
+            async move { p.delete(&name(&format!("b/{i:04}"))).await }
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let live: u64 = (0..1200)
+        .filter(|i| kept(*i))
+        .map(|i| blob(i).len() as u64)
+        .sum();
+    let (bytes, n) = settle(dir.path(), live, 1024 * 1024, 10).await;
+    assert!(
+        bytes <= 2 * live + 1024 * 1024,
+        "{bytes} bytes in {n} packs for {live} live bytes"
+    );
+    for i in (0..1200).filter(|i| kept(*i)) {
+        assert_eq!(
+            p.get_bytes(&name(&format!("b/{i:04}")), None)
+                .await
+                .unwrap(),
+            blob(i)
+        );
+    }
+}
+
+/// A provider restarted with a mostly dead last pack compacts it without waiting for writes.
+#[tokio::test]
+async fn a_mostly_dead_pack_found_at_open_is_compacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = LocalDir::open_with("disk", dir.path(), small_packs(None))
+        .await
+        .unwrap();
+    let blob = |i: usize| bytes(i as u8, 6000);
+    for i in 0..400 {
+        p.put_bytes(&name(&format!("o/{i:03}")), blob(i))
+            .await
+            .unwrap();
+    }
+    let last = packs(dir.path()).pop().unwrap();
+    let mut gone = Vec::new();
+    for i in 0..400usize {
+        let n = name(&format!("o/{i:03}"));
+        if p.locate(&n).unwrap().0 == last && !i.is_multiple_of(4) {
+            p.delete(&n).await.unwrap();
+            gone.push(i);
+        }
+    }
+    assert!(gone.len() > 20, "{gone:?}");
+    drop(p);
+    let p = LocalDir::open_with("disk", dir.path(), small_packs(None))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while last.exists() {
+        assert!(Instant::now() < deadline, "{last:?} was not compacted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for i in 0..400 {
+        let got = p.get_bytes(&name(&format!("o/{i:03}")), None).await;
+        if gone.contains(&i) {
+            assert_eq!(got.unwrap_err().kind(), ErrorKind::NotFound, "{i}");
+        } else {
+            assert_eq!(got.unwrap(), blob(i), "{i}");
+        }
+    }
+    drop(p);
+    let p = LocalDir::open("disk", dir.path()).await.unwrap();
+    assert_eq!(names(&p, "o/").await.len(), 400 - gone.len());
+}
+
+/// A compaction cut short (the provider closed in the middle of it, as by a crash) loses
+/// nothing and resurrects nothing; the next open finishes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_compaction_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // 256 KiB/s: compacting a pack takes seconds.
+    let slow = small_packs(Some(256 * 1024));
+    let p = LocalDir::open_with("disk", dir.path(), slow.clone())
+        .await
+        .unwrap();
+    let blob = |i: usize| bytes(i as u8, 5000 + i % 13);
+    for i in 0..800 {
+        p.put_bytes(&name(&format!("i/{i:03}")), blob(i))
+            .await
+            .unwrap();
+    }
+    let kept = |i: usize| i.is_multiple_of(3);
+    for i in (0..800).filter(|i| !kept(*i)) {
+        p.delete(&name(&format!("i/{i:03}"))).await.unwrap();
+    }
+    let check = |p: LocalDir| async move {
+        assert_eq!(
+            names(&p, "i/").await.len(),
+            (0..800).filter(|i| kept(*i)).count()
+        );
+        for i in 0..800 {
+            let got = p.get_bytes(&name(&format!("i/{i:03}")), None).await;
+            if kept(i) {
+                assert_eq!(got.unwrap(), blob(i), "{i}");
+            } else {
+                assert_eq!(got.unwrap_err().kind(), ErrorKind::NotFound, "{i}");
+            }
+        }
+        p
+    };
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let before = pack_bytes(dir.path());
+    drop(check(p).await);
+    let p = check(LocalDir::open_with("disk", dir.path(), slow).await.unwrap()).await;
+    drop(p);
+    // At full speed the compaction completes.
+    let p = LocalDir::open_with("disk", dir.path(), small_packs(None))
+        .await
+        .unwrap();
+    let live: u64 = (0..800)
+        .filter(|i| kept(*i))
+        .map(|i| blob(i).len() as u64)
+        .sum();
+    let after = settle(dir.path(), live, 1024 * 1024, 10).await;
+    assert!(after.0 <= 2 * live + 1024 * 1024, "{before:?} -> {after:?}");
+    drop(check(p).await);
+    drop(check(LocalDir::open("disk", dir.path()).await.unwrap()).await);
+}
+
+/// Reads of blobs that compaction is moving, while other blobs are overwritten and deleted,
+/// never fail and never return other bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_during_compaction_return_the_right_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = std::sync::Arc::new(
+        LocalDir::open_with("disk", dir.path(), small_packs(Some(2 * 1024 * 1024)))
+            .await
+            .unwrap(),
+    );
+    let blob = |i: usize| bytes(i as u8, 3000 + i % 101);
+    for i in 0..600 {
+        p.put_bytes(&name(&format!("r/{i:03}")), blob(i))
+            .await
+            .unwrap();
+    }
+    let stable = |i: usize| i.is_multiple_of(5);
+    let first = packs(dir.path()).remove(0);
+    let until = Instant::now() + Duration::from_secs(2);
+    let readers: Vec<_> = (0..4)
+        .map(|r| {
+            let p = p.clone();
+            tokio::spawn(async move {
+                let mut reads = 0;
+                while Instant::now() < until {
+                    for i in (r..600).step_by(4).filter(|i| stable(*i)) {
+                        let n = name(&format!("r/{i:03}"));
+                        assert_eq!(p.get_bytes(&n, None).await.unwrap(), blob(i), "{n}");
+                        assert_eq!(p.head(&n).await.unwrap().size, blob(i).len() as u64);
+                        reads += 1;
+                    }
+                }
+                reads
+            })
+        })
+        .collect();
+    // Kill the rest, round after round: every pack of the first ones goes half dead.
+    let mut round = 0usize;
+    while Instant::now() < until {
+        for i in (0..600).filter(|i| !stable(*i)) {
+            let n = name(&format!("r/{i:03}"));
+            if round.is_multiple_of(2) {
+                p.delete(&n).await.unwrap();
+            } else {
+                p.put_bytes(&n, bytes(round as u8, 2000)).await.unwrap();
+            }
+        }
+        round += 1;
+    }
+    let mut reads = 0;
+    for r in readers {
+        reads += r.await.unwrap();
+    }
+    assert!(reads > 100, "{reads} reads");
+    // The stable blobs of the first pack were moved meanwhile, or are being moved.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while first.exists() {
+        assert!(Instant::now() < deadline, "{first:?} was not compacted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for i in (0..600).filter(|i| stable(*i)) {
+        let n = name(&format!("r/{i:03}"));
+        assert_eq!(p.get_bytes(&n, None).await.unwrap(), blob(i), "{n}");
+    }
 }

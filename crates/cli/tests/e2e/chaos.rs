@@ -11,9 +11,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use archipel_testkit::free_port;
-use archipel_testkit::webdav::RcloneWebDav;
-
 use crate::harness::{Server, archipel, run};
 
 fn sh(cmd: &str) {
@@ -72,29 +69,14 @@ fn chaos_under_a_mixed_load_loses_nothing_and_never_returns_wrong_bytes() {
         eprintln!("SKIP: boto3 is not installed; the chaos test did not run");
         return;
     }
-    let mut davs: Vec<RcloneWebDav> = Vec::new();
-    for _ in 0..6 {
-        let Some(d) = archipel_testkit::webdav::start() else {
-            return;
-        };
-        davs.push(d);
-    }
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let (port, admin) = (free_port(), free_port());
-    let mut config = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\n\
-         data_dir = \"data\"\n\n[repair]\ninterval_s = 2\ninventory_interval_s = 20\n\n\
-         [policy]\ndata = 4\nparity = 2\n"
-    );
-    for (i, d) in davs.iter().enumerate() {
-        config.push_str(&format!(
-            "\n[[provider]]\nname = \"dav{i}\"\nkind = \"webdav\"\nurl = \"{}\"\nroot = \"archipel\"\n",
-            d.config.endpoint
-        ));
-    }
-    let config_path = dir.join("archipel.toml");
-    std::fs::write(&config_path, config).unwrap();
+    let Some((mut davs, config_path, port)) = crate::harness::six_webdav_vault(
+        dir,
+        "[repair]\ninterval_s = 2\ninventory_interval_s = 20\n",
+    ) else {
+        return;
+    };
     let work = dir.join("work");
     std::fs::create_dir(&work).unwrap();
     let args = vec!["--config".to_string(), config_path.display().to_string()];

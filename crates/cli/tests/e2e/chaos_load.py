@@ -103,22 +103,10 @@ def worker(i, model):
         ok = model.setdefault(key, [None])
         r = rng.random()
         try:
-            if r < 0.35:
-                n = rng.choice([0, 1, 700, 4096, 40_000, 200_000])
-                body = payload(rng, n)
-                h = sha(body)
-                try:
-                    s3.put_object(Bucket=bucket, Key=key, Body=body)
-                    model[key] = [h]
-                    count("put")
-                except Exception as e:
-                    cause, maybe = classify(e)
-                    fail("put", cause, key)
-                    if maybe:
-                        ok.append(h)
-            elif r < 0.45:
-                n = rng.choice([1_100_000, 2_500_000])
-                body = payload(rng, n)
+            if r < 0.45:
+                # Mostly small (packed) objects, some of a few stripes.
+                sizes = [0, 1, 700, 4096, 40_000, 200_000] if r < 0.35 else [1_100_000, 2_500_000]
+                body = payload(rng, rng.choice(sizes))
                 h = sha(body)
                 try:
                     s3.put_object(Bucket=bucket, Key=key, Body=body)

@@ -334,3 +334,31 @@ impl Aws {
         err
     }
 }
+
+/// Six `rclone serve webdav` providers and a configuration over them (4 + 2, free loopback
+/// ports, `extra` TOML added before the providers) written to `dir/archipel.toml`: the
+/// servers, the configuration's path and the S3 port; `None` when rclone is missing (outside
+/// CI).
+pub(crate) fn six_webdav_vault(
+    dir: &Path,
+    extra: &str,
+) -> Option<(Vec<archipel_testkit::webdav::RcloneWebDav>, PathBuf, u16)> {
+    let mut davs = Vec::new();
+    for _ in 0..6 {
+        davs.push(archipel_testkit::webdav::start()?);
+    }
+    let (port, admin) = (archipel_testkit::free_port(), archipel_testkit::free_port());
+    let mut config = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\n\
+         data_dir = \"data\"\n\n{extra}\n[policy]\ndata = 4\nparity = 2\n"
+    );
+    for (i, d) in davs.iter().enumerate() {
+        config.push_str(&format!(
+            "\n[[provider]]\nname = \"dav{i}\"\nkind = \"webdav\"\nurl = \"{}\"\nroot = \"archipel\"\n",
+            d.config.endpoint
+        ));
+    }
+    let path = dir.join("archipel.toml");
+    std::fs::write(&path, config).unwrap();
+    Some((davs, path, port))
+}

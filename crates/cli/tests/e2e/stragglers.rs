@@ -8,8 +8,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use archipel_testkit::free_port;
-
 use crate::harness::{Server, archipel, run};
 
 fn signal(pid: u32, sig: &str) {
@@ -55,28 +53,13 @@ fn puts_with_one_of_six_webdav_providers_paused_take_at_most_two_seconds_longer(
     let Some(aws) = archipel_testkit::require_tool("aws", "the hung-provider test") else {
         return;
     };
-    let mut davs = Vec::new();
-    for _ in 0..6 {
-        let Some(d) = archipel_testkit::webdav::start() else {
-            return;
-        };
-        davs.push(d);
-    }
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let (port, admin) = (free_port(), free_port());
-    let mut config = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\n\
-         data_dir = \"data\"\n\n[repair]\ninterval_s = 1\n\n[policy]\ndata = 4\nparity = 2\n"
-    );
-    for (i, d) in davs.iter().enumerate() {
-        config.push_str(&format!(
-            "\n[[provider]]\nname = \"dav{i}\"\nkind = \"webdav\"\nurl = \"{}\"\nroot = \"archipel\"\n",
-            d.config.endpoint
-        ));
-    }
-    let config_path = dir.join("archipel.toml");
-    std::fs::write(&config_path, config).unwrap();
+    let Some((davs, config_path, port)) =
+        crate::harness::six_webdav_vault(dir, "[repair]\ninterval_s = 1\n")
+    else {
+        return;
+    };
     let work = dir.join("work");
     std::fs::create_dir(&work).unwrap();
     std::fs::write(work.join("small.bin"), vec![7u8; 1024]).unwrap();

@@ -203,6 +203,24 @@ impl Health {
         })
     }
 
+    /// Whether writes can count on the provider: it has not failed since it last answered.
+    /// A provider that failed and whose down period is over is a *suspect* until a probe
+    /// answers (see [`Health::avoid_for_write`]).
+    pub(crate) fn trusted_for_write(&self, provider: &str) -> bool {
+        self.with(provider, |r| r.consecutive_errors == 0)
+    }
+
+    /// Whether a write could probe the provider now: its down period is over, it has not
+    /// answered since, and no other write is probing it. Claims nothing.
+    pub(crate) fn probe_free(&self, provider: &str) -> bool {
+        let now = Instant::now();
+        self.with(provider, |r| {
+            r.consecutive_errors > 0
+                && r.down_until.is_none_or(|t| t <= now)
+                && r.probe_until.is_none_or(|t| t <= now)
+        })
+    }
+
     /// Whether the provider failed within the last `down_for`.
     pub fn is_down(&self, provider: &str) -> bool {
         let now = Instant::now();

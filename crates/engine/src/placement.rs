@@ -177,10 +177,33 @@ impl Policy {
         object_id: &[u8],
         exclude: &[&str],
     ) -> Result<Placement, PlacementError> {
+        self.place_ranked(providers, object_id, exclude, |_| true)
+    }
+
+    /// Like [`Policy::place`], choosing providers for which `prefer` holds before any other
+    /// (e.g. healthy ones before ones that failed lately) as far as the rules allow.
+    pub fn place_preferring(
+        &self,
+        providers: &[ProviderInfo],
+        object_id: &[u8],
+        prefer: impl Fn(&ProviderInfo) -> bool,
+    ) -> Result<Placement, PlacementError> {
+        self.place_ranked(providers, object_id, &[], prefer)
+    }
+
+    fn place_ranked(
+        &self,
+        providers: &[ProviderInfo],
+        object_id: &[u8],
+        exclude: &[&str],
+        prefer: impl Fn(&ProviderInfo) -> bool,
+    ) -> Result<Placement, PlacementError> {
         self.check()?;
-        let ranked = self.ranked(providers, object_id, |p| {
+        let mut ranked = self.ranked(providers, object_id, |p| {
             !exclude.contains(&p.name.as_str())
         });
+        // Stable: rank order within the preferred and within the others.
+        ranked.sort_by_key(|p| !prefer(p));
         if ranked.len() < self.n() {
             return Err(PlacementError::Impossible(format!(
                 "{} shards need {} eligible providers, only {} are (active, allowed jurisdiction{})",
@@ -754,5 +777,36 @@ mod tests {
             moved > 0 && moved < total / 4,
             "adding 1 of 9 providers moved {moved} of {total} shards"
         );
+    }
+
+    #[test]
+    fn preferred_providers_are_chosen_first_within_the_rules() {
+        let mut p = Policy::new(3, 2).unwrap();
+        p.write_quorum = 4;
+        let avoid = ["fr-2", "de-1"];
+        for id in 0..50u32 {
+            let id = id.to_be_bytes();
+            let placed = p
+                .place_preferring(&six(), &id, |q| !avoid.contains(&q.name.as_str()))
+                .unwrap();
+            let avoided = placed
+                .providers
+                .iter()
+                .filter(|n| avoid.contains(&n.as_str()))
+                .count();
+            assert_eq!(avoided, 1, "5 shards, 4 preferred providers: {placed:?}");
+        }
+        // The rules still hold: at most 2 per jurisdiction, and both DE providers avoided,
+        // means FR, NL, CH and one DE provider.
+        p.rules.max_per_jurisdiction = Some(2);
+        let placed = p
+            .place_preferring(&six(), b"x", |q| q.jurisdiction != "DE")
+            .unwrap();
+        let de = placed
+            .providers
+            .iter()
+            .filter(|n| n.starts_with("de-"))
+            .count();
+        assert_eq!(de, 1, "{placed:?}");
     }
 }

@@ -220,11 +220,30 @@ pub(crate) async fn write_segment(
     let segment = keys.spec.segment;
     let guard = InflightGuard::new(inner.clone(), segment);
 
-    // Providers that failed lately are left out when the policy can do without them.
-    let healthy = usable_infos(inner, &[]);
-    let placement = match policy.place(&healthy, segment.as_bytes()) {
+    // Shards the write can do without: a write may probe or skip that many providers and
+    // still make its quorum from the others.
+    let budget = (policy.k + policy.m).saturating_sub(policy.write_quorum);
+    // Providers that failed lately are left out when the policy can do without them; ones
+    // whose down period is over join as probes, as many as the write can afford to lose.
+    let infos = inner.set().infos.clone();
+    let mut pool: Vec<ProviderInfo> = infos
+        .iter()
+        .filter(|p| !inner.health.is_down(&p.name) && inner.health.trusted_for_write(&p.name))
+        .cloned()
+        .collect();
+    pool.extend(
+        infos
+            .iter()
+            .filter(|p| inner.health.probe_free(&p.name))
+            .take(budget)
+            .cloned(),
+    );
+    let placement = match policy.place(&pool, segment.as_bytes()) {
         Ok(p) => p,
-        Err(_) => policy.place(&inner.set().infos, segment.as_bytes())?,
+        // Too few: the pool's providers first, then the others.
+        Err(_) => policy.place_preferring(&infos, segment.as_bytes(), |p| {
+            pool.iter().any(|q| q.name == p.name)
+        })?,
     };
     let targets: Vec<ShardTarget> = placement
         .providers
@@ -239,16 +258,21 @@ pub(crate) async fn write_segment(
         })
         .collect::<Result<_>>()?;
     let all_blobs = gc_blobs(&targets);
-    // A provider that failed moments ago is not tried when the others make the quorum (the
-    // shard goes to a spare or is repaired later): a hung provider would cost every write its
-    // patience.
-    let down: Vec<usize> = targets
+    // A provider that failed lately is not tried when the others make the quorum (its shard
+    // is repaired later): a hung provider would cost every write its patience. One whose
+    // down period is over is probed by one write at a time, and only by a write that makes
+    // its quorum without it. When the trusted providers alone cannot make the quorum, every
+    // target is tried: the write needs some of them to answer.
+    let untrusted: Vec<&ShardTarget> = targets
         .iter()
-        .filter(|t| inner.health.avoid_for_write(&t.provider))
-        .map(|t| t.shard)
+        .filter(|t| !inner.health.trusted_for_write(&t.provider))
         .collect();
-    let skip = if targets.len() - down.len() >= policy.write_quorum {
-        down
+    let skip: Vec<usize> = if untrusted.len() <= budget {
+        untrusted
+            .iter()
+            .filter(|t| inner.health.avoid_for_write(&t.provider))
+            .map(|t| t.shard)
+            .collect()
     } else {
         Vec::new()
     };

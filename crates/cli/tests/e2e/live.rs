@@ -368,7 +368,11 @@ fn serve_starts_with_two_of_six_providers_unreachable_and_uses_them_again_when_b
         std::fs::read(work.join("small.back")).unwrap(),
         b"written with every provider up\n"
     );
-    // Writes are accepted where the write quorum (4) can be met.
+    // Writes are accepted where the write quorum (4) can be met — also once the two are
+    // past their down period (5 s), when writes probe them: one at a time, and only a
+    // write that can lose the probed shard.
+    root.ok(&["s3", "cp", "big.bin", "s3://quorum4/during.bin"]);
+    std::thread::sleep(std::time::Duration::from_millis(5500));
     root.ok(&["s3", "cp", "big.bin", "s3://quorum4/during.bin"]);
     root.ok(&["s3", "cp", "s3://quorum4/during.bin", "during.back"]);
     assert_eq!(std::fs::read(work.join("during.back")).unwrap(), big);

@@ -403,3 +403,45 @@ async fn without_the_quorum_a_write_fails_in_bounded_time_and_says_who_answered(
         "nothing is visible"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_outage_writes_probe_no_more_providers_than_they_can_afford_to_lose() {
+    // 3+2 with quorum 4 on six providers: each write may lose one shard. Two providers are
+    // down; once their down period is over, a write that probed both would fail (3 of 4).
+    let v = Vault::new(6).await;
+    let mut p = archipel_engine::Policy::new(3, 2).unwrap();
+    p.write_quorum = 4;
+    v.engine
+        .create_bucket("bkt", "owner", Some(p))
+        .await
+        .unwrap();
+    let data = pattern(11, 4096);
+    for i in [1, 4] {
+        v.faults[i].go_dark();
+    }
+    // Writes until both are known to be down (a write that picked both may fail).
+    let mut n = 0;
+    while !(v.engine.health().is_down("p1") && v.engine.health().is_down("p4")) {
+        let _ = timed_put(&v, &format!("first{n}"), &data).await;
+        n += 1;
+        assert!(n < 50, "the dark providers were never tried");
+    }
+    // Their down period (5 s) ends; they are still dark.
+    tokio::time::sleep(Duration::from_millis(5200)).await;
+    for i in 0..6 {
+        let (_, out) = timed_put(&v, &format!("after{i}"), &data).await;
+        let out = out.unwrap_or_else(|e| panic!("put {i} after the down period: {e}"));
+        assert!(out.unwritten_shards <= 1, "{out:?}");
+    }
+    for i in 0..6 {
+        assert_eq!(
+            read_all(&v.engine, "bkt", &format!("after{i}"))
+                .await
+                .unwrap(),
+            data
+        );
+    }
+    for i in [1, 4] {
+        v.faults[i].come_back();
+    }
+}

@@ -23,6 +23,7 @@ mod expect;
 mod form;
 mod gateway;
 mod guard;
+mod linger;
 mod sigv2;
 #[cfg(test)]
 mod snapshots;
@@ -361,6 +362,8 @@ where
                 let _ = sock.set_nodelay(true);
                 // `100 Continue` also for bodiless requests that ask for it (see `expect`).
                 let pending = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                // Closing lingers, so a refused upload's answer reaches its client (`linger`).
+                let sock = linger::LingerIo::new(sock);
                 let io = TokioIo::new(expect::ContinueIo::new(sock, pending.clone()));
                 let svc = expect::ExpectService { inner: make(), pending };
                 let conn = http.serve_connection(io, svc);

@@ -11,6 +11,8 @@
 //!   Writes never wait on a straggling provider past a bounded patience.
 //! * repair: rebuilding shards queued for repair (never written, missing, corrupt) onto their
 //!   provider or a spare, most endangered first, and the inventory that finds missing ones.
+//! * drain: moving a provider's shards elsewhere (copied and verified, or rebuilt), under the
+//!   bucket's rules, and the census of where every shard is (placement report, exit plan).
 //! * [`health`]: recent latency and failures per provider, used to choose and hedge reads.
 //! * [`bucket`]: typed bucket settings (CORS, public read) kept in the bucket record.
 //! * [`access`]: S3 access keys (secrets sealed under the master key) and per-bucket grants.
@@ -29,6 +31,7 @@
 
 pub mod access;
 pub mod bucket;
+mod drain;
 mod engine;
 pub mod error;
 mod gc;
@@ -44,6 +47,7 @@ mod write;
 pub use access::{AccessKeyInfo, NewAccessKey};
 pub use archipel_meta::Permissions;
 pub use bucket::{BucketSettings, CorsRule};
+pub use drain::{BucketCensus, Census, Held, MoveReport, rules_text};
 pub use engine::{Engine, EngineOptions, OpenObject, ProviderSlot};
 pub use error::{EngineError, Result};
 pub use gc::{GcReport, JobHandle, OrphanReport};

@@ -352,7 +352,7 @@ impl Engine {
 
     /// The providers that answer a one-blob listing within [`PROBE_TIMEOUT`] now (a provider
     /// that does is no longer counted as down; one that does not is).
-    async fn answering_providers(&self) -> HashSet<String> {
+    pub(crate) async fn answering_providers(&self) -> HashSet<String> {
         let set = self.inner.set();
         let probes = set.infos.iter().map(|info| {
             let name = info.name.clone();
@@ -697,7 +697,7 @@ impl Engine {
 
     /// The identity sealed in the segment's other shards (what its headers say), so a rebuilt
     /// shard names its object exactly as they do; from the manifest if none can be read.
-    async fn identity_of(
+    pub(crate) async fn identity_of(
         &self,
         manifest: &Manifest,
         seg: &ManifestSegment,

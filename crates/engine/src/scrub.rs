@@ -91,87 +91,139 @@ impl Engine {
         let Ok(blob) = BlobName::new(p.blob.clone()) else {
             return (0, Err(RepairReason::Missing));
         };
-        let Ok(key) = seg.wrapped_key.unwrap(&self.inner.master, &seg.segment) else {
+        let Ok(mut check) = ShardCheck::new(&self.inner.master, version, seg, p.shard) else {
             return (0, Err(RepairReason::Corrupt));
         };
+        let mut stream = match provider.get(&blob, None).await {
+            Ok(s) => s,
+            Err(_) => return (0, Err(RepairReason::Missing)),
+        };
+        let mut read = 0u64;
+        while let Some(piece) = stream.next().await {
+            let Ok(b) = piece else {
+                return (read, Err(RepairReason::Corrupt));
+            };
+            read += b.len() as u64;
+            if let Err(e) = check.feed(&b) {
+                return (read, Err(e));
+            }
+        }
+        (read, check.finish())
+    }
+}
+
+/// Checks a shard's bytes as they stream past, piece by piece in order: the header (its AEAD,
+/// segment, index, parameters and identity), each stripe's chunk (its tag), the trailer
+/// (sealed length and stripe count against the manifest), and that nothing follows. Holds at
+/// most one piece (a chunk) at a time.
+pub(crate) struct ShardCheck {
+    dec: SegmentDecoder,
+    key: archipel_codec::DataKey,
+    version: VersionId,
+    seg: ManifestSegment,
+    shard: archipel_codec::ShardIdx,
+    buf: BytesMut,
+    /// 0 = header, 1..=stripes = chunk stage-1, stripes+1 = trailer, beyond = done.
+    stage: u64,
+    header: Option<ShardHeader>,
+}
+
+impl ShardCheck {
+    pub(crate) fn new(
+        master: &archipel_codec::MasterKey,
+        version: VersionId,
+        seg: &ManifestSegment,
+        shard: archipel_codec::ShardIdx,
+    ) -> std::result::Result<Self, RepairReason> {
+        let key = seg
+            .wrapped_key
+            .unwrap(master, &seg.segment)
+            .map_err(|_| RepairReason::Corrupt)?;
         let spec = SegmentSpec {
             version,
             segment: seg.segment,
             params: seg.params,
         };
-        let Ok(mut dec) = SegmentDecoder::new(spec, &key, seg.len, u64::from(seg.header_len))
-        else {
-            return (0, Err(RepairReason::Corrupt));
-        };
-        let layout = *dec.layout();
-        let mut stream = match provider.get(&blob, None).await {
-            Ok(s) => s,
-            Err(_) => return (0, Err(RepairReason::Missing)),
-        };
-        let mut buf = BytesMut::new();
-        let mut read = 0u64;
-        // Pieces in order: the header, each stripe's chunk, the trailer.
-        let header_len = seg.header_len as usize;
-        let stripes = layout.stripes();
-        let mut stage = 0u64; // 0 = header, 1..=stripes = chunk stage-1, stripes+1 = trailer
-        let mut header: Option<ShardHeader> = None;
-        loop {
-            let need = if stage == 0 {
-                header_len
-            } else if stage <= stripes {
-                layout.chunk_stored_len(stage - 1)
-            } else {
-                ShardTrailer::LEN
+        let dec = SegmentDecoder::new(spec, &key, seg.len, u64::from(seg.header_len))
+            .map_err(|_| RepairReason::Corrupt)?;
+        Ok(ShardCheck {
+            dec,
+            key,
+            version,
+            seg: seg.clone(),
+            shard,
+            buf: BytesMut::new(),
+            stage: 0,
+            header: None,
+        })
+    }
+
+    fn need(&self) -> Option<usize> {
+        let stripes = self.dec.layout().stripes();
+        if self.stage == 0 {
+            Some(self.seg.header_len as usize)
+        } else if self.stage <= stripes {
+            Some(self.dec.layout().chunk_stored_len(self.stage - 1))
+        } else if self.stage == stripes + 1 {
+            Some(ShardTrailer::LEN)
+        } else {
+            None
+        }
+    }
+
+    /// Takes the next bytes of the shard.
+    pub(crate) fn feed(&mut self, mut bytes: &[u8]) -> std::result::Result<(), RepairReason> {
+        while !bytes.is_empty() {
+            // Nothing may follow the trailer.
+            let Some(need) = self.need() else {
+                return Err(RepairReason::Corrupt);
             };
-            while buf.len() < need {
-                match stream.next().await {
-                    Some(Ok(b)) => {
-                        read += b.len() as u64;
-                        buf.extend_from_slice(&b);
-                    }
-                    Some(Err(_)) | None => return (read, Err(RepairReason::Corrupt)),
-                }
+            let take = (need - self.buf.len()).min(bytes.len());
+            self.buf.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if self.buf.len() == need {
+                let piece = self.buf.split().freeze();
+                self.check_piece(&piece)?;
+                self.stage += 1;
             }
-            let piece = buf.split_to(need);
-            if stage == 0 {
-                let ok = ShardHeader::parse(&piece).ok().filter(|h| {
-                    h.segment == seg.segment
-                        && h.shard == p.shard
-                        && h.params == seg.params
-                        && h.open(&key).is_ok_and(|id| id.version == version)
-                });
-                match ok {
-                    Some(h) => header = Some(h),
-                    None => return (read, Err(RepairReason::Corrupt)),
-                }
-            } else if stage <= stripes {
-                if !dec.verify_chunk(stage - 1, p.shard, &piece) {
-                    return (read, Err(RepairReason::Corrupt));
-                }
-            } else {
-                let Some(h) = &header else {
-                    return (read, Err(RepairReason::Corrupt));
-                };
-                let trailer_ok = ShardTrailer::open(&piece, h, &key)
-                    .is_ok_and(|t| t.len == seg.len && t.stripes == stripes);
-                // Nothing may follow the trailer.
-                let extra = loop {
-                    match stream.next().await {
-                        Some(Ok(b)) if b.is_empty() => continue,
-                        Some(_) => break true,
-                        None => break !buf.is_empty(),
-                    }
-                };
-                return (
-                    read,
-                    if trailer_ok && !extra {
-                        Ok(())
-                    } else {
-                        Err(RepairReason::Corrupt)
-                    },
-                );
+        }
+        Ok(())
+    }
+
+    fn check_piece(&mut self, piece: &[u8]) -> std::result::Result<(), RepairReason> {
+        let stripes = self.dec.layout().stripes();
+        if self.stage == 0 {
+            let h = ShardHeader::parse(piece)
+                .ok()
+                .filter(|h| {
+                    h.segment == self.seg.segment
+                        && h.shard == self.shard
+                        && h.params == self.seg.params
+                        && h.open(&self.key).is_ok_and(|id| id.version == self.version)
+                })
+                .ok_or(RepairReason::Corrupt)?;
+            self.header = Some(h);
+        } else if self.stage <= stripes {
+            if !self.dec.verify_chunk(self.stage - 1, self.shard, piece) {
+                return Err(RepairReason::Corrupt);
             }
-            stage += 1;
+        } else {
+            let h = self.header.as_ref().ok_or(RepairReason::Corrupt)?;
+            let ok = ShardTrailer::open(piece, h, &self.key)
+                .is_ok_and(|t| t.len == self.seg.len && t.stripes == stripes);
+            if !ok {
+                return Err(RepairReason::Corrupt);
+            }
+        }
+        Ok(())
+    }
+
+    /// The shard ended here: whether it was whole.
+    pub(crate) fn finish(&self) -> std::result::Result<(), RepairReason> {
+        if self.need().is_none() && self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(RepairReason::Corrupt)
         }
     }
 }

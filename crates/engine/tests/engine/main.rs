@@ -9,6 +9,7 @@ mod harness;
 mod access;
 
 mod crash;
+mod drain;
 mod durability;
 mod gc;
 mod hedging;

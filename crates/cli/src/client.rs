@@ -365,6 +365,64 @@ impl Control {
         }
     }
 
+    pub(crate) async fn drain_provider(
+        &self,
+        name: &str,
+        rate: Option<u64>,
+    ) -> anyhow::Result<JobRecord> {
+        match self {
+            Control::Local(v) => Ok(v.drain_provider(name, rate).await?),
+            Control::Remote(a) => {
+                let body = serde_json::json!({ "rate_bytes_per_s": rate });
+                a.call(
+                    reqwest::Method::POST,
+                    &format!("providers/{}/drain", seg(name)),
+                    Some(body),
+                )
+                .await
+            }
+        }
+    }
+
+    pub(crate) async fn retire_provider(&self, name: &str) -> anyhow::Result<RegistryEntry> {
+        match self {
+            Control::Local(v) => Ok(v.retire_provider(name).await?),
+            Control::Remote(a) => {
+                a.call(
+                    reqwest::Method::POST,
+                    &format!("providers/{}/retire", seg(name)),
+                    None,
+                )
+                .await
+            }
+        }
+    }
+
+    pub(crate) async fn exit_plan(
+        &self,
+        name: &str,
+        bandwidth: u64,
+    ) -> anyhow::Result<archipel_vault::ExitPlan> {
+        match self {
+            Control::Local(v) => Ok(v.exit_plan(name, bandwidth).await?),
+            Control::Remote(a) => {
+                a.call(
+                    reqwest::Method::GET,
+                    &format!("providers/{}/exit-plan?bandwidth={bandwidth}", seg(name)),
+                    None,
+                )
+                .await
+            }
+        }
+    }
+
+    pub(crate) async fn placement(&self) -> anyhow::Result<archipel_engine::Census> {
+        match self {
+            Control::Local(v) => Ok(v.placement_report().await?),
+            Control::Remote(a) => a.call(reqwest::Method::GET, "placement", None).await,
+        }
+    }
+
     /// Whether jobs started here run in this process (and stop with it).
     pub(crate) fn is_local(&self) -> bool {
         matches!(self, Control::Local(_))

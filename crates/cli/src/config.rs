@@ -130,6 +130,14 @@ pub(crate) struct ConfigFile {
     policy: Option<PolicySection>,
     repair: Option<RepairSection>,
     scrub: Option<ScrubSection>,
+    gc: Option<GcSection>,
+}
+
+/// `[gc]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GcSection {
+    delay_s: Option<u64>,
 }
 
 /// `[scrub]`.
@@ -245,6 +253,8 @@ struct ProviderSection {
     put_timeout_secs: Option<u64>,
     /// For tests and benchmarks only: delay every request to this provider by this much.
     inject_latency_ms: Option<u64>,
+    /// What reading a GB out of it costs (exit plans).
+    egress_price_per_gb: Option<f64>,
 }
 
 /// `[policy]`.
@@ -441,6 +451,13 @@ fn resolve(
                 },
             }
         },
+        gc_delay: match file.gc.and_then(|g| g.delay_s) {
+            Some(n) if n > 7 * 24 * 3600 => {
+                bail!("{shown}: [gc] delay_s must be at most 604800 (7 days)")
+            }
+            Some(n) => Duration::from_secs(n),
+            None => archipel_vault::spec::DEFAULT_GC_DELAY,
+        },
     })
 }
 
@@ -612,6 +629,13 @@ fn resolve_providers(
             request_timeout: secs(p.request_timeout_secs, 60, "request_timeout_secs")?,
             put_timeout: secs(p.put_timeout_secs, 6 * 3600, "put_timeout_secs")?,
             inject_latency: Duration::from_millis(p.inject_latency_ms.unwrap_or(0)),
+            egress_price_per_gb: match p.egress_price_per_gb {
+                None => None,
+                Some(v) if v.is_finite() && v >= 0.0 => Some(v.to_string()),
+                Some(v) => {
+                    bail!("{at}: egress_price_per_gb must be a non-negative number, not {v}")
+                }
+            },
         });
     }
     Ok(out)

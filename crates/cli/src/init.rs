@@ -220,6 +220,7 @@ pub(crate) fn render(args: &InitArgs, cwd: &Path) -> anyhow::Result<String> {
     w("# operator = \"example-cloud\" # who runs it (for max_per_operator)");
     w("# jurisdiction = \"FR\"        # ISO 3166 country code (for the jurisdiction rules)");
     w("# weight = 1                 # relative share of new shards");
+    w("# egress_price_per_gb = 0.09 # what reading a GB out costs (for `provider exit-plan`)");
     w("#");
     w("# A WebDAV folder (Nextcloud, ownCloud, rclone serve webdav, …):");
     w("# [[provider]]");
@@ -263,6 +264,11 @@ pub(crate) fn render(args: &InitArgs, cwd: &Path) -> anyhow::Result<String> {
     w("# only what it needs); what is missing or damaged goes to repair.");
     w("# interval_s = 604800         # a full scrub when the last one ended a week ago");
     w("# max_mib_per_s = 50");
+    w("");
+    w("[gc]");
+    w("# A superseded shard (overwritten, deleted, moved by a drain) is deleted this long after:");
+    w("# reads that began before still find it.");
+    w("# delay_s = 60");
     Ok(t)
 }
 

@@ -103,7 +103,7 @@ pub(crate) fn render_list(jobs: &[JobRecord]) -> String {
         out.push_str(&format!(
             "{:18}  {:6}  {:9}  {:>15}  {:>10}  {:>10}  {:20}\n",
             j.id,
-            "scrub",
+            j.kind.as_str(),
             state_word(j.state),
             items,
             size::human(j.progress.bytes_done),
@@ -137,7 +137,20 @@ pub(crate) fn render_services(services: &[archipel_vault::services::ServiceRecor
 /// The whole record, for people.
 pub(crate) fn render_one(j: &JobRecord) -> String {
     let p = &j.progress;
-    let mut out = format!("job {} (scrub): {}\n", j.id, state_word(j.state));
+    if let Some(d) = &j.drain {
+        let mut out = format!("job {} (drain): {}\n", j.id, state_word(j.state));
+        out.push_str(&crate::drain_cmd::render_report(d));
+        if let Some(e) = &j.error {
+            out.push_str(&format!("  error: {e}\n"));
+        }
+        return out;
+    }
+    let mut out = format!(
+        "job {} ({}): {}\n",
+        j.id,
+        j.kind.as_str(),
+        state_word(j.state)
+    );
     out.push_str(&format!(
         "  items: {}{}\n  bytes: {}{}\n",
         p.items_done,
@@ -226,6 +239,7 @@ pub(crate) async fn job(cmd: JobCmd) -> anyhow::Result<()> {
                 let params = JobParams {
                     bucket: a.bucket.clone(),
                     rate_bytes_per_s: a.rate,
+                    provider: None,
                 };
                 let j = c.start_job(kind, &params).await?;
                 if !(a.wait || c.is_local()) {

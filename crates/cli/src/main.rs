@@ -18,6 +18,7 @@
 mod client;
 mod config;
 mod demo;
+mod drain_cmd;
 mod init;
 mod jobs;
 mod keys;

@@ -30,6 +30,15 @@ pub(crate) enum ProviderCmd {
     /// it is), after checking that it loads and that the provider answers. Existing objects
     /// are not moved: new writes use the provider once the gateway is (re)started.
     Add(Box<crate::provider_add::ProviderAddArgs>),
+    /// Leave a provider, live: new writes avoid it at once, every shard it holds moves to a
+    /// provider the bucket's policy allows (refused before anything moves if a policy cannot
+    /// be kept), what is left is deleted, and a report proves it empty.
+    Drain(crate::drain_cmd::DrainArgs),
+    /// Take a drained provider out of the vault (refused unless a drain proved it empty).
+    Retire(crate::drain_cmd::RetireArgs),
+    /// What leaving a provider would take — shards, bytes, time, egress cost, blocking
+    /// policies — without moving anything.
+    ExitPlan(crate::drain_cmd::ExitPlanArgs),
 }
 
 /// `archipel provider list`.
@@ -254,6 +263,9 @@ pub(crate) fn render_test(tests: &[ProviderTest]) -> String {
 pub(crate) async fn provider(cmd: ProviderCmd) -> anyhow::Result<()> {
     match cmd {
         ProviderCmd::Add(a) => crate::provider_add::run(*a).await,
+        ProviderCmd::Drain(a) => crate::drain_cmd::drain(a).await,
+        ProviderCmd::Retire(a) => crate::drain_cmd::retire(a).await,
+        ProviderCmd::ExitPlan(a) => crate::drain_cmd::exit_plan(a).await,
         ProviderCmd::List(a) => {
             let s = settings(&a.vault)?;
             // A running gateway answers from the registry (providers added live included).

@@ -22,6 +22,11 @@ pub(crate) struct StatusArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// The placement report instead: per bucket, shards per provider, operator and
+    /// jurisdiction, whether every object keeps the placement rules, and how many objects
+    /// losing one jurisdiction or operator would leave unreadable.
+    #[arg(long)]
+    placement: bool,
     #[command(flatten)]
     vault: VaultArgs,
 }
@@ -142,6 +147,15 @@ pub(crate) fn render(s: &Status) -> String {
 
 /// Runs `archipel status` (through the gateway's admin API when one serves the vault).
 pub(crate) async fn run(a: StatusArgs) -> anyhow::Result<()> {
+    if a.placement {
+        let c = Control::with(&a.vault, async |c: &Control| c.placement().await).await?;
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&c)?);
+        } else {
+            print!("{}", crate::drain_cmd::render_placement(&c));
+        }
+        return Ok(());
+    }
     let s = Control::with(&a.vault, async |c: &Control| c.status().await).await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&s)?);

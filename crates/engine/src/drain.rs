@@ -24,7 +24,7 @@ use archipel_codec::{Manifest, ManifestSegment, SegmentLayout, ShardIdx, ShardPl
 use archipel_meta::{GcBlob, ListQuery, ProviderName};
 use archipel_provider::{BlobName, ErrorKind, PutBody, PutMode};
 use futures::StreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::{Engine, bucket_name, object_key};
 use crate::error::{EngineError, Result};
@@ -36,7 +36,7 @@ use crate::write::{BLOB_PREFIX, Patience, SegmentKeys, ShardTarget, blob_name, r
 const COPY_STALL: Duration = Duration::from_secs(60);
 
 /// What moving one object's shards off a provider did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MoveReport {
     /// Shards moved (committed in the new placement).
     pub shards: u64,
@@ -53,7 +53,7 @@ pub struct MoveReport {
 }
 
 /// Shards and bytes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Held {
     /// Shards.
     pub shards: u64,
@@ -69,7 +69,7 @@ impl Held {
 }
 
 /// One bucket in the census.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BucketCensus {
     /// Its policy, as `k+m` (e.g. `4+2`).
     pub policy: String,
@@ -98,7 +98,7 @@ pub struct BucketCensus {
 }
 
 /// Where the data is: see the module docs.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Census {
     /// Per bucket.
     pub buckets: BTreeMap<String, BucketCensus>,
@@ -400,6 +400,18 @@ impl Engine {
         shard: usize,
         leaving: &str,
     ) -> Option<String> {
+        self.spare_among(policy, seg, shard, leaving, true)
+    }
+
+    /// Like [`Engine::spare_for`]; down providers are candidates too unless `avoid_down`.
+    pub(crate) fn spare_among(
+        &self,
+        policy: &Policy,
+        seg: &ManifestSegment,
+        shard: usize,
+        leaving: &str,
+        avoid_down: bool,
+    ) -> Option<String> {
         let inner = &self.inner;
         let set = inner.set();
         let mut slots: Vec<String> = vec![String::new(); seg.params.n()];
@@ -416,7 +428,9 @@ impl Engine {
         let all: Vec<ProviderInfo> = set
             .infos
             .iter()
-            .filter(|i| used.contains(i.name.as_str()) || !inner.health.is_down(&i.name))
+            .filter(|i| {
+                !avoid_down || used.contains(i.name.as_str()) || !inner.health.is_down(&i.name)
+            })
             .cloned()
             .collect();
         policy
@@ -487,11 +501,46 @@ impl Engine {
                 .list(BLOB_PREFIX, after.as_ref(), p.capabilities().max_list_page)
                 .await?;
             for b in &page.blobs {
+                // A write still going on (it may have started before the drain) is left
+                // alone: if it commits, the next pass moves its shard.
+                let writing =
+                    crate::write::parse_blob_name(b.name.as_str()).is_some_and(|(seg, _)| {
+                        self.inner
+                            .inflight
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .contains(&seg)
+                    });
+                if writing {
+                    continue;
+                }
                 p.delete(&b.name).await?;
                 n += 1;
             }
             after = page.blobs.last().map(|b| b.name.clone());
             if !page.more || after.is_none() {
+                return Ok(n);
+            }
+        }
+    }
+
+    /// Blobs on `provider` waiting in the GC queue (to be deleted once the GC delay passed).
+    pub async fn gc_pending_on(&self, provider: &str) -> Result<u64> {
+        let mut n = 0;
+        let mut after: Option<archipel_meta::GcEntry> = None;
+        loop {
+            let page = self
+                .inner
+                .meta
+                .peek_gc(after.as_ref(), archipel_meta::MAX_PAGE)
+                .await?;
+            n += page
+                .iter()
+                .filter(|e| e.blob.provider.as_str() == provider)
+                .count() as u64;
+            let full = page.len() == archipel_meta::MAX_PAGE;
+            after = page.last().cloned();
+            if !full || after.is_none() {
                 return Ok(n);
             }
         }

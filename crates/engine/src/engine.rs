@@ -396,6 +396,12 @@ impl Engine {
         Ok(())
     }
 
+    /// How long a superseded shard is kept before the GC deletes it (reads that began
+    /// before stay whole).
+    pub fn gc_delay(&self) -> std::time::Duration {
+        self.inner.opts.gc_delay
+    }
+
     /// Recent health of the providers.
     pub fn health(&self) -> &Health {
         &self.inner.health

@@ -815,16 +815,16 @@ impl Engine {
                         if s.placement.len() >= s.params.n() {
                             continue;
                         }
-                        let wanted = policy
-                            .as_ref()
-                            .and_then(|p| p.place(&set.infos, s.segment.as_bytes()).ok());
                         for shard in 0..s.params.n() {
                             if s.placement.iter().any(|p| p.shard.get() == shard) {
                                 continue;
                             }
-                            let provider = wanted
+                            // A provider holding none of the segment's other shards: the
+                            // one the write left out, when it is still there (so an entry
+                            // the write queued is the same entry).
+                            let provider = policy
                                 .as_ref()
-                                .and_then(|w| w.providers.get(shard).cloned())
+                                .and_then(|p| self.spare_among(p, s, shard, "", false))
                                 .or_else(|| set.infos.first().map(|i| i.name.clone()));
                             let (Some(provider), Ok(blob)) =
                                 (provider, blob_name(&s.segment, shard))

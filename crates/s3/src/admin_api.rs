@@ -42,6 +42,10 @@ pub(crate) enum Endpoint {
     TestProviders,
     TestProvider(String),
     UpdateProvider(String),
+    DrainProvider(String),
+    RetireProvider(String),
+    ExitPlan(String),
+    Placement,
     ListKeys,
     CreateKey,
     DeleteKey(String),
@@ -75,6 +79,16 @@ pub(crate) fn route(method: &Method, path: &str) -> Option<Result<Endpoint, ()>>
         (["providers", n], Method::PATCH) if !n.is_empty() && *n != "test" => {
             Endpoint::UpdateProvider((*n).to_string())
         }
+        (["providers", n, "drain"], Method::POST) if !n.is_empty() => {
+            Endpoint::DrainProvider((*n).to_string())
+        }
+        (["providers", n, "retire"], Method::POST) if !n.is_empty() => {
+            Endpoint::RetireProvider((*n).to_string())
+        }
+        (["providers", n, "exit-plan"], Method::GET) if !n.is_empty() => {
+            Endpoint::ExitPlan((*n).to_string())
+        }
+        (["placement"], Method::GET) => Endpoint::Placement,
         (["keys"], Method::GET) => Endpoint::ListKeys,
         (["keys"], Method::POST) => Endpoint::CreateKey,
         (["keys", id], Method::DELETE) if !id.is_empty() => Endpoint::DeleteKey((*id).to_string()),
@@ -104,6 +118,10 @@ pub(crate) fn route(method: &Method, path: &str) -> Option<Result<Endpoint, ()>>
             | ["providers", "test"]
             | ["providers", _]
             | ["providers", _, "test"]
+            | ["providers", _, "drain"]
+            | ["providers", _, "retire"]
+            | ["providers", _, "exit-plan"]
+            | ["placement"]
             | ["keys"]
             | ["keys", _]
             | ["keys", _, "grants", _]
@@ -205,6 +223,14 @@ fn query_u64(query: Option<&str>, name: &str) -> Result<Option<u64>, String> {
 async fn read_json<T: serde::de::DeserializeOwned>(
     body: hyper::body::Incoming,
 ) -> Result<T, Response<Full<Bytes>>> {
+    read_json_or(body, None).await
+}
+
+/// Like [`read_json`]; an empty body is `empty` when given.
+async fn read_json_or<T: serde::de::DeserializeOwned>(
+    body: hyper::body::Incoming,
+    empty: Option<T>,
+) -> Result<T, Response<Full<Bytes>>> {
     let bytes = Limited::new(body, MAX_BODY)
         .collect()
         .await
@@ -216,6 +242,11 @@ async fn read_json<T: serde::de::DeserializeOwned>(
             )
         })?
         .to_bytes();
+    if bytes.is_empty()
+        && let Some(v) = empty
+    {
+        return Ok(v);
+    }
     serde_json::from_slice(&bytes).map_err(|e| {
         error(
             StatusCode::BAD_REQUEST,
@@ -250,6 +281,13 @@ struct StartJobBody {
     kind: archipel_vault::JobKind,
     #[serde(default, flatten)]
     params: archipel_vault::JobParams,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DrainBody {
+    #[serde(default)]
+    rate_bytes_per_s: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -376,11 +414,54 @@ pub(crate) async fn handle(
                     );
                 }
             };
+            // Retiring is checked: only a provider a complete drain emptied.
+            if state == Some(ProviderState::Retired) {
+                if let Err(e) = vault.retire_provider(&name).await {
+                    return vault_error(&e);
+                }
+                if b.weight.is_none() {
+                    return match vault.list_registry().await {
+                        Ok(l) => match l.into_iter().find(|e| e.name == name) {
+                            Some(e) => ok(StatusCode::OK, &e),
+                            None => vault_error(&VaultError::NoSuchProvider { name }),
+                        },
+                        Err(e) => vault_error(&e),
+                    };
+                }
+            }
             match vault.update_provider(&name, state, b.weight).await {
                 Ok(e) => ok(StatusCode::OK, &e),
                 Err(e) => vault_error(&e),
             }
         }
+        Endpoint::DrainProvider(name) => {
+            let b: DrainBody = match read_json_or(body, Some(DrainBody::default())).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            match vault.drain_provider(&name, b.rate_bytes_per_s).await {
+                Ok(j) => ok(StatusCode::CREATED, &j),
+                Err(e) => vault_error(&e),
+            }
+        }
+        Endpoint::RetireProvider(name) => match vault.retire_provider(&name).await {
+            Ok(e) => ok(StatusCode::OK, &e),
+            Err(e) => vault_error(&e),
+        },
+        Endpoint::ExitPlan(name) => {
+            let bandwidth = match query_u64(query, "bandwidth") {
+                Ok(b) => b.unwrap_or(100_000_000),
+                Err(m) => return error(StatusCode::BAD_REQUEST, "InvalidRequest", &m),
+            };
+            match vault.exit_plan(&name, bandwidth).await {
+                Ok(p) => ok(StatusCode::OK, &p),
+                Err(e) => vault_error(&e),
+            }
+        }
+        Endpoint::Placement => match vault.placement_report().await {
+            Ok(c) => ok(StatusCode::OK, &c),
+            Err(e) => vault_error(&e),
+        },
         Endpoint::ListKeys => match vault.list_keys().await {
             Ok(k) => ok(StatusCode::OK, &k),
             Err(e) => vault_error(&e),
@@ -564,6 +645,10 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("POST", "/admin/v1/providers/test"),
     ("POST", "/admin/v1/providers/{name}/test"),
     ("PATCH", "/admin/v1/providers/{name}"),
+    ("POST", "/admin/v1/providers/{name}/drain"),
+    ("POST", "/admin/v1/providers/{name}/retire"),
+    ("GET", "/admin/v1/providers/{name}/exit-plan"),
+    ("GET", "/admin/v1/placement"),
     ("GET", "/admin/v1/keys"),
     ("POST", "/admin/v1/keys"),
     ("DELETE", "/admin/v1/keys/{id}"),

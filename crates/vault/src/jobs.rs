@@ -14,7 +14,9 @@
 //! * Cancelling marks the record; the run holding it stops at its next item.
 //! * Kinds: `scrub` (read and verify every shard of every object, or of one bucket; bad shards
 //!   go to the repair queue; results per provider), started by hand or by the `scrub` service
-//!   ([`Vault::schedule_scrub`]) once the last one is `[scrub] interval_s` old. Repair, drain and recovery come next as kinds of their own.
+//!   ([`Vault::schedule_scrub`]) once the last one is `[scrub] interval_s` old; `drain` (move
+//!   every shard off one provider and prove it empty, `crate::drain`), started by
+//!   [`Vault::drain_provider`]. Recovery comes next as a kind of its own.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -42,6 +44,18 @@ const MAX_NAMED: usize = 100;
 pub enum JobKind {
     /// Read and verify every shard of every object (or of one bucket).
     Scrub,
+    /// Move every shard off one provider, with a report as evidence (`crate::drain`).
+    Drain,
+}
+
+impl JobKind {
+    /// As written in records: `scrub`, `drain`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Scrub => "scrub",
+            JobKind::Drain => "drain",
+        }
+    }
 }
 
 /// Where a job is.
@@ -90,6 +104,9 @@ pub struct JobParams {
     /// At most this many object bytes per second (unlimited when absent).
     #[serde(default)]
     pub rate_bytes_per_s: Option<u64>,
+    /// The provider (a drain's).
+    #[serde(default)]
+    pub provider: Option<String>,
 }
 
 /// How far a job is.
@@ -177,8 +194,11 @@ pub struct JobRecord {
     pub cursor: Option<Cursor>,
     /// The runs that worked on it, oldest first.
     pub runs: Vec<JobRun>,
-    /// What it found.
+    /// What it found (a scrub).
     pub result: ScrubResult,
+    /// What it did (a drain): the drain report.
+    #[serde(default)]
+    pub drain: Option<crate::drain::DrainReport>,
     /// Why it failed.
     pub error: Option<String>,
     /// Whether cancelling was asked for.
@@ -321,6 +341,24 @@ impl Vault {
         if let Some(b) = &params.bucket {
             self.inner.engine.bucket_policy(b).await?;
         }
+        match (kind, &params.provider) {
+            (JobKind::Drain, None) => {
+                return Err(VaultError::Invalid(
+                    "a drain names its provider (`archipel provider drain NAME`)".into(),
+                ));
+            }
+            (JobKind::Drain, Some(p)) => {
+                if !self.inner.engine.providers().iter().any(|i| &i.name == p) {
+                    return Err(VaultError::NoSuchProvider { name: p.clone() });
+                }
+            }
+            (JobKind::Scrub, Some(_)) => {
+                return Err(VaultError::Invalid(
+                    "a scrub covers every provider; leave `provider` out".into(),
+                ));
+            }
+            (JobKind::Scrub, None) => {}
+        }
         if params.rate_bytes_per_s == Some(0) {
             return Err(VaultError::Invalid(
                 "rate: give a positive number of bytes per second, or none".into(),
@@ -339,6 +377,7 @@ impl Vault {
             cursor: None,
             runs: Vec::new(),
             result: ScrubResult::default(),
+            drain: None,
             error: None,
             cancel_requested: false,
         };
@@ -415,6 +454,7 @@ impl Vault {
                 JobParams {
                     bucket: None,
                     rate_bytes_per_s: rate,
+                    provider: None,
                 },
             )
             .await?;
@@ -487,12 +527,13 @@ impl Vault {
         }
         match r.kind {
             JobKind::Scrub => self.scrub(r).await,
+            JobKind::Drain => self.drain(r).await,
         }
     }
 
     /// Writes the record and renews the lease; `false` when the lease was lost (another
     /// runner has the job now) or cancelling was asked for.
-    async fn checkpoint(&self, r: &mut JobRecord) -> Result<bool> {
+    pub(crate) async fn checkpoint(&self, r: &mut JobRecord) -> Result<bool> {
         let stored = self.job(&r.id).await?;
         if stored.cancel_requested {
             r.cancel_requested = true;
@@ -513,7 +554,7 @@ impl Vault {
         Ok(!r.cancel_requested)
     }
 
-    async fn finish(&self, r: &mut JobRecord, state: JobState) -> Result<()> {
+    pub(crate) async fn finish(&self, r: &mut JobRecord, state: JobState) -> Result<()> {
         r.state = state;
         r.finished_ms = Some(now().0);
         r.updated_ms = now().0;
@@ -661,7 +702,7 @@ impl Vault {
     }
 
     /// After a checkpoint said stop: cancelled, or the lease went elsewhere.
-    async fn stopped(&self, mut r: JobRecord) -> Result<()> {
+    pub(crate) async fn stopped(&self, mut r: JobRecord) -> Result<()> {
         if r.cancel_requested {
             tracing::info!(
                 "job {} cancelled after {} items",

@@ -16,6 +16,8 @@
 //!   store, leases (one gateway at a time), cancellation and a rate limit.
 //! * [`services`]: garbage collection, the orphan scan and upload expiry, each run once
 //!   across the gateways sharing a metadata store (a lease per service).
+//! * [`drain`]: leaving a provider with proof — the drain job and its report, retiring, the
+//!   exit plan, the placement report.
 //! * [`buckets`]: buckets with their policies and settings.
 //! * [`keys`]: S3 access keys and their grants.
 //! * [`status`]: providers, inventory, redundancy and placement.
@@ -31,6 +33,7 @@
 //!   recording fails: no gateway records a provider set its engine refused.
 
 pub mod buckets;
+pub mod drain;
 pub mod error;
 pub mod jobs;
 pub mod keys;
@@ -44,6 +47,7 @@ pub mod stack;
 pub mod status;
 
 pub use buckets::BucketView;
+pub use drain::{Count, DrainReport, ExitPlan};
 pub use error::{Result, VaultError};
 pub use jobs::{JobKind, JobParams, JobRecord, JobState};
 pub use keys::{CreatedKey, GrantView, KeyView, Perms};

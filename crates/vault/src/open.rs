@@ -211,6 +211,7 @@ impl Vault {
             providers.iter().map(|b| b.slot.clone()).collect(),
             EngineOptions {
                 default_policy: spec.policy.clone(),
+                gc_delay: spec.gc_delay,
                 ..EngineOptions::default()
             },
         )?;

@@ -56,7 +56,7 @@ impl Source {
 }
 
 fn labels_of(s: &ProviderSpec, source: Source) -> StringMap {
-    [
+    let mut labels: StringMap = [
         ("source", source.as_str().to_string()),
         ("kind", s.backend.kind().to_string()),
         ("operator", s.info.operator.clone()),
@@ -65,7 +65,11 @@ fn labels_of(s: &ProviderSpec, source: Source) -> StringMap {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
-    .collect()
+    .collect();
+    if let Some(p) = &s.egress_price_per_gb {
+        labels.insert("egress_price_per_gb".into(), p.clone());
+    }
+    labels
 }
 
 /// The registry record of `s`, its connection sealed under `key`.
@@ -112,9 +116,9 @@ fn spec_of(r: &ProviderRecord, key: &MasterKey) -> Result<Option<ProviderSpec>> 
         weight: label("weight").parse().unwrap_or(1),
         state: r.state,
     };
-    Ok(Some(
-        stored.into_spec(info, Some("the provider registry".into())),
-    ))
+    let mut spec = stored.into_spec(info, Some("the provider registry".into()));
+    spec.egress_price_per_gb = r.labels.get("egress_price_per_gb").cloned();
+    Ok(Some(spec))
 }
 
 /// Seeds or reads the registry at open; returns the providers to use (retired ones left out)
@@ -245,6 +249,9 @@ pub struct NewProvider {
     /// Its placement weight (default 1).
     #[serde(default)]
     pub weight: Option<u32>,
+    /// What reading a GB out of it costs (for exit plans), e.g. `"0.09"`.
+    #[serde(default)]
+    pub egress_price_per_gb: Option<String>,
     /// How to reach it: `kind` and its fields.
     #[serde(flatten)]
     pub backend: crate::spec::StoredBackend,
@@ -258,6 +265,7 @@ impl NewProvider {
             operator: Some(spec.info.operator.clone()),
             jurisdiction: Some(spec.info.jurisdiction.clone()),
             weight: Some(spec.info.weight),
+            egress_price_per_gb: spec.egress_price_per_gb.clone(),
             backend: StoredProvider::from_spec(spec).backend,
         }
     }
@@ -288,7 +296,15 @@ impl NewProvider {
             weight: self.weight.unwrap_or(1),
             state: ProviderState::Active,
         };
-        Ok(stored.into_spec(info, Some("the admin API".into())))
+        let price = self
+            .egress_price_per_gb
+            .as_deref()
+            .map(crate::spec::valid_egress_price)
+            .transpose()
+            .map_err(VaultError::Invalid)?;
+        let mut spec = stored.into_spec(info, Some("the admin API".into()));
+        spec.egress_price_per_gb = price;
+        Ok(spec)
     }
 }
 

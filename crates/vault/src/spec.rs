@@ -142,6 +142,9 @@ pub struct ProviderSpec {
     pub put_timeout: Duration,
     /// Extra delay on every request (tests and benchmarks only; zero otherwise).
     pub inject_latency: Duration,
+    /// What reading a GB (10^9 bytes) out of it costs, in the operator's currency: a
+    /// non-negative decimal number as written (`0.09`), for exit plans.
+    pub egress_price_per_gb: Option<String>,
 }
 
 impl fmt::Debug for ProviderSpec {
@@ -151,6 +154,17 @@ impl fmt::Debug for ProviderSpec {
             .field("kind", &self.backend.kind())
             .field("location", &self.backend.location())
             .finish_non_exhaustive()
+    }
+}
+
+/// Checks an egress price as written: a finite, non-negative decimal number.
+pub fn valid_egress_price(text: &str) -> std::result::Result<String, String> {
+    let t = text.trim();
+    match t.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(t.to_string()),
+        _ => Err(format!(
+            "egress_price_per_gb must be a non-negative number (e.g. 0.09), not {text:?}"
+        )),
     }
 }
 
@@ -180,6 +194,7 @@ impl ProviderSpec {
             request_timeout: Duration::from_secs(60),
             put_timeout: Duration::from_secs(6 * 3600),
             inject_latency: Duration::ZERO,
+            egress_price_per_gb: None,
         }
     }
 
@@ -257,7 +272,13 @@ pub struct VaultSpec {
     pub repair: RepairSpec,
     /// How the scheduled scrub runs (`[scrub]`).
     pub scrub: ScrubSpec,
+    /// How long a superseded shard is kept before the GC deletes it (`[gc] delay_s`; 60 s):
+    /// a read that began before an overwrite, delete or move still finds its shards.
+    pub gc_delay: std::time::Duration,
 }
+
+/// The GC delay without `[gc] delay_s`.
+pub const DEFAULT_GC_DELAY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// `[scrub]`: the periodic full verification of every shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -365,6 +386,7 @@ impl VaultSpec {
             policy: None,
             repair: RepairSpec::default(),
             scrub: ScrubSpec::default(),
+            gc_delay: DEFAULT_GC_DELAY,
         })
     }
 
@@ -525,6 +547,7 @@ impl StoredProvider {
             request_timeout: Duration::from_millis(self.request_timeout_ms.max(1)),
             put_timeout: Duration::from_millis(self.put_timeout_ms.max(1)),
             inject_latency: Duration::from_millis(self.inject_latency_ms),
+            egress_price_per_gb: None,
         }
     }
 }

@@ -170,6 +170,7 @@ async fn a_scrub_job_verifies_every_shard_and_can_be_cancelled() {
     let params = JobParams {
         bucket: Some("data".into()),
         rate_bytes_per_s: Some(50 * 1024),
+        provider: None,
     };
     let j = v.start_job(JobKind::Scrub, params).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -189,7 +190,8 @@ async fn a_scrub_job_verifies_every_shard_and_can_be_cancelled() {
             JobKind::Scrub,
             JobParams {
                 bucket: Some("nope".into()),
-                rate_bytes_per_s: None
+                rate_bytes_per_s: None,
+                provider: None,
             }
         )
         .await

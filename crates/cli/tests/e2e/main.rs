@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod chaos;
-mod drain;
 mod harness;
 mod keys;
 mod live;

@@ -1,0 +1,10 @@
+//! Leaving a provider live (`e2e/drain.rs`), in a test binary of its own: its 10,000-object
+//! load would otherwise share the two cores with the e2e tests that time puts.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[allow(dead_code)]
+#[path = "e2e/harness.rs"]
+mod harness;
+
+#[path = "e2e/drain.rs"]
+mod drain;

@@ -104,6 +104,8 @@ pub struct Census {
     pub buckets: BTreeMap<String, BucketCensus>,
     /// Shards per provider over every bucket.
     pub per_provider: BTreeMap<String, Held>,
+    /// Per provider: object versions with at least one shard there.
+    pub objects_per_provider: BTreeMap<String, u64>,
     /// Object versions counted.
     pub objects: u64,
 }
@@ -643,6 +645,7 @@ impl Engine {
                     let mut broken: Option<String> = None;
                     let mut lost_j: HashSet<String> = HashSet::new();
                     let mut lost_o: HashSet<String> = HashSet::new();
+                    let mut holders: HashSet<&str> = HashSet::new();
                     for s in &m.segments {
                         let shard_len =
                             SegmentLayout::new(s.params, s.len, u64::from(s.header_len))
@@ -653,6 +656,7 @@ impl Engine {
                         let mut ops: BTreeMap<String, usize> = BTreeMap::new();
                         let mut jurs: BTreeMap<String, usize> = BTreeMap::new();
                         for p in &s.placement {
+                            holders.insert(p.provider.as_str());
                             bc.per_provider
                                 .entry(p.provider.clone())
                                 .or_default()
@@ -679,30 +683,34 @@ impl Engine {
                         }
                         let k = s.params.k();
                         let total = s.placement.len();
-                        for (j, n) in &jurs {
-                            if total - n < k {
-                                lost_j.insert(j.clone());
-                            }
-                            if let Some(cap) = policy.rules.max_per_jurisdiction
-                                && *n > cap
-                            {
-                                broken.get_or_insert(format!(
-                                    "{n} shards in {j}, at most {cap} allowed"
-                                ));
-                            }
-                        }
-                        for (op, n) in &ops {
-                            if total - n < k {
-                                lost_o.insert(op.clone());
-                            }
-                            if let Some(cap) = policy.rules.max_per_operator
-                                && *n > cap
-                            {
-                                broken.get_or_insert(format!(
-                                    "{n} shards with operator {op}, at most {cap} allowed"
-                                ));
+                        for (groups, cap, lost, what) in [
+                            (&jurs, policy.rules.max_per_jurisdiction, &mut lost_j, "in"),
+                            (
+                                &ops,
+                                policy.rules.max_per_operator,
+                                &mut lost_o,
+                                "with operator",
+                            ),
+                        ] {
+                            for (g, n) in groups {
+                                if total - n < k {
+                                    lost.insert(g.clone());
+                                }
+                                if let Some(cap) = cap
+                                    && *n > cap
+                                {
+                                    broken.get_or_insert(format!(
+                                        "{n} shards {what} {g}, at most {cap} allowed"
+                                    ));
+                                }
                             }
                         }
+                    }
+                    for h in holders {
+                        *census
+                            .objects_per_provider
+                            .entry(h.to_string())
+                            .or_default() += 1;
                     }
                     bc.degraded += u64::from(degraded);
                     if let Some(why) = broken {

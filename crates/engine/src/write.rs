@@ -225,10 +225,12 @@ pub(crate) async fn write_segment(
     let budget = (policy.k + policy.m).saturating_sub(policy.write_quorum);
     // Providers that failed lately are left out when the policy can do without them; ones
     // whose down period is over join as probes, as many as the write can afford to lose.
-    let infos = inner.set().infos.clone();
+    // (A provider that is down has failed since it last answered: it is not trusted.)
+    let set = inner.set();
+    let infos = &set.infos;
     let mut pool: Vec<ProviderInfo> = infos
         .iter()
-        .filter(|p| !inner.health.is_down(&p.name) && inner.health.trusted_for_write(&p.name))
+        .filter(|p| inner.health.trusted_for_write(&p.name))
         .cloned()
         .collect();
     pool.extend(
@@ -241,7 +243,7 @@ pub(crate) async fn write_segment(
     let placement = match policy.place(&pool, segment.as_bytes()) {
         Ok(p) => p,
         // Too few: the pool's providers first, then the others.
-        Err(_) => policy.place_preferring(&infos, segment.as_bytes(), |p| {
+        Err(_) => policy.place_preferring(infos, segment.as_bytes(), |p| {
             pool.iter().any(|q| q.name == p.name)
         })?,
     };

@@ -165,24 +165,13 @@ impl Vault {
     /// Starts draining `name`; see the module docs. A drain already running for it is
     /// returned as it is.
     pub async fn drain_provider(&self, name: &str, rate: Option<u64>) -> Result<JobRecord> {
-        let entry = self
-            .list_registry()
-            .await?
-            .into_iter()
-            .find(|e| e.name == name)
-            .ok_or_else(|| VaultError::NoSuchProvider { name: name.into() })?;
+        let entry = self.registry_entry(name).await?;
         if entry.state == ProviderState::Retired.as_str() {
             return Err(VaultError::Invalid(format!(
                 "provider `{name}` is retired: it holds nothing to drain"
             )));
         }
-        if let Some(j) = self
-            .list_jobs()
-            .await?
-            .into_iter()
-            .find(|j| j.kind == JobKind::Drain && j.params.provider.as_deref() == Some(name))
-            .filter(|j| !j.state.is_final())
-        {
+        if let Some(j) = self.last_drain(name).await?.filter(|j| !j.state.is_final()) {
             return Ok(j);
         }
         let blockers = self.inner.engine.drain_blockers(name).await?;
@@ -212,6 +201,15 @@ impl Vault {
         .await
     }
 
+    /// The registry's entry of `name`.
+    async fn registry_entry(&self, name: &str) -> Result<crate::registry::RegistryEntry> {
+        self.list_registry()
+            .await?
+            .into_iter()
+            .find(|e| e.name == name)
+            .ok_or_else(|| VaultError::NoSuchProvider { name: name.into() })
+    }
+
     /// The newest drain job of `name`, if any.
     pub async fn last_drain(&self, name: &str) -> Result<Option<JobRecord>> {
         Ok(self
@@ -224,12 +222,7 @@ impl Vault {
     /// Takes a drained provider out of the vault for good: refused unless its last drain is
     /// complete and it lists no Archipel blob now.
     pub async fn retire_provider(&self, name: &str) -> Result<crate::registry::RegistryEntry> {
-        let entry = self
-            .list_registry()
-            .await?
-            .into_iter()
-            .find(|e| e.name == name)
-            .ok_or_else(|| VaultError::NoSuchProvider { name: name.into() })?;
+        let entry = self.registry_entry(name).await?;
         if entry.state == ProviderState::Retired.as_str() {
             return Ok(entry);
         }
@@ -268,12 +261,7 @@ impl Vault {
                 "bandwidth: give a positive number of bytes per second".into(),
             ));
         }
-        let entry = self
-            .list_registry()
-            .await?
-            .into_iter()
-            .find(|e| e.name == name)
-            .ok_or_else(|| VaultError::NoSuchProvider { name: name.into() })?;
+        let entry = self.registry_entry(name).await?;
         let engine = &self.inner.engine;
         let census = engine.census().await?;
         let to_move: Count = census
@@ -282,7 +270,7 @@ impl Vault {
             .copied()
             .unwrap_or_default()
             .into();
-        let objects = self.objects_on(name).await?;
+        let objects = census.objects_per_provider.get(name).copied().unwrap_or(0);
         let listed =
             match tokio::time::timeout(Duration::from_secs(30), engine.provider_inventory(name))
                 .await
@@ -319,40 +307,6 @@ impl Vault {
             blockers,
             remaining,
         })
-    }
-
-    /// Object versions with at least one shard on `name`.
-    async fn objects_on(&self, name: &str) -> Result<u64> {
-        let meta = &self.inner.meta;
-        let mut n = 0;
-        for b in meta.list_buckets().await? {
-            let mut q = ListQuery {
-                prefix: String::new(),
-                delimiter: None,
-                start_after: None,
-                max_keys: archipel_meta::MAX_PAGE,
-            };
-            loop {
-                let page = meta.list(&b.name, &q).await?;
-                for o in &page.objects {
-                    let located = self
-                        .inner
-                        .engine
-                        .locate_object(b.name.as_str(), o.key.as_str())
-                        .await;
-                    if let Ok(segs) = located
-                        && segs.iter().flatten().any(|(_, p)| p == name)
-                    {
-                        n += 1;
-                    }
-                }
-                match page.next_start_after {
-                    Some(next) if page.is_truncated => q.start_after = Some(next),
-                    _ => break,
-                }
-            }
-        }
-        Ok(n)
     }
 
     /// Where every shard is; see the module docs.
@@ -617,23 +571,7 @@ impl Vault {
                         key,
                     });
                 }
-                let elapsed = run_started.elapsed().as_secs_f64().max(1e-3);
-                let run_bytes = r.progress.bytes_done.saturating_sub(run_from_bytes) as f64;
-                if let Some(limit) = r.params.rate_bytes_per_s {
-                    let due = run_bytes / limit as f64;
-                    if due > elapsed {
-                        tokio::time::sleep(Duration::from_secs_f64(due - elapsed)).await;
-                    }
-                }
-                let elapsed = run_started.elapsed().as_secs_f64().max(1e-3);
-                r.progress.rate_bytes_per_s = (run_bytes / elapsed).round();
-                r.progress.eta_s = r.progress.bytes_total.and_then(|t| {
-                    (r.progress.rate_bytes_per_s > 0.0).then(|| {
-                        (t.saturating_sub(r.progress.bytes_done) as f64
-                            / r.progress.rate_bytes_per_s)
-                            .round()
-                    })
-                });
+                crate::jobs::pace(r, run_started, run_from_bytes).await;
                 if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
                     if !self.checkpoint(r).await? {
                         return Ok(false);

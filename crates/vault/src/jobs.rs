@@ -205,6 +205,27 @@ pub struct JobRecord {
     pub cancel_requested: bool,
 }
 
+/// Holds the run's bytes under the job's rate limit (sleeping when ahead), then updates its
+/// rate and ETA: the bytes done by this run (started at `run_started` with `run_from_bytes`
+/// done) over its time.
+pub(crate) async fn pace(r: &mut JobRecord, run_started: Instant, run_from_bytes: u64) {
+    let elapsed = run_started.elapsed().as_secs_f64().max(1e-3);
+    let run_bytes = r.progress.bytes_done.saturating_sub(run_from_bytes) as f64;
+    if let Some(limit) = r.params.rate_bytes_per_s {
+        let due = run_bytes / limit as f64;
+        if due > elapsed {
+            tokio::time::sleep(Duration::from_secs_f64(due - elapsed)).await;
+        }
+    }
+    let elapsed = run_started.elapsed().as_secs_f64().max(1e-3);
+    r.progress.rate_bytes_per_s = (run_bytes / elapsed).round();
+    r.progress.eta_s = r.progress.bytes_total.and_then(|t| {
+        (r.progress.rate_bytes_per_s > 0.0).then(|| {
+            (t.saturating_sub(r.progress.bytes_done) as f64 / r.progress.rate_bytes_per_s).round()
+        })
+    });
+}
+
 fn record_name(id: &str) -> Result<CheckpointName> {
     Ok(CheckpointName::new(format!("job:{id}"))?)
 }
@@ -658,24 +679,7 @@ impl Vault {
                         bucket: b.to_string(),
                         key: o.key.as_str().to_string(),
                     });
-                    // Rate: the bytes of this run over its time, held under the limit.
-                    let elapsed = run_started.elapsed().as_secs_f64().max(1e-3);
-                    let run_bytes = (r.progress.bytes_done - run_from_bytes) as f64;
-                    if let Some(limit) = r.params.rate_bytes_per_s {
-                        let due = run_bytes / limit as f64;
-                        if due > elapsed {
-                            tokio::time::sleep(Duration::from_secs_f64(due - elapsed)).await;
-                        }
-                    }
-                    let elapsed = run_started.elapsed().as_secs_f64().max(1e-3);
-                    r.progress.rate_bytes_per_s = (run_bytes / elapsed).round();
-                    r.progress.eta_s = r.progress.bytes_total.and_then(|t| {
-                        (r.progress.rate_bytes_per_s > 0.0).then(|| {
-                            (t.saturating_sub(r.progress.bytes_done) as f64
-                                / r.progress.rate_bytes_per_s)
-                                .round()
-                        })
-                    });
+                    pace(&mut r, run_started, run_from_bytes).await;
                     since += 1;
                     if last_checkpoint.elapsed() >= CHECKPOINT_EVERY || since >= 100 {
                         if !self.checkpoint(&mut r).await? {

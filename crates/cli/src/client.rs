@@ -423,6 +423,42 @@ impl Control {
         }
     }
 
+    pub(crate) async fn audit_providers(
+        &self,
+        provider: Option<&str>,
+        budget: Option<u64>,
+        rate: Option<u64>,
+    ) -> anyhow::Result<JobRecord> {
+        match self {
+            Control::Local(v) => Ok(v.audit_providers(provider, budget, rate).await?),
+            Control::Remote(a) => {
+                let body = serde_json::json!({
+                    "provider": provider,
+                    "budget_bytes": budget,
+                    "rate_bytes_per_s": rate,
+                });
+                a.call(reqwest::Method::POST, "audits", Some(body)).await
+            }
+        }
+    }
+
+    pub(crate) async fn audits(
+        &self,
+        provider: Option<&str>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<archipel_vault::AuditRecord>> {
+        match self {
+            Control::Local(v) => Ok(v.audits(provider, limit).await?),
+            Control::Remote(a) => {
+                let mut path = format!("audits?limit={limit}");
+                if let Some(p) = provider {
+                    path.push_str(&format!("&provider={}", seg(p)));
+                }
+                a.call(reqwest::Method::GET, &path, None).await
+            }
+        }
+    }
+
     /// Whether jobs started here run in this process (and stop with it).
     pub(crate) fn is_local(&self) -> bool {
         matches!(self, Control::Local(_))

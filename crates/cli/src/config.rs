@@ -130,7 +130,16 @@ pub(crate) struct ConfigFile {
     policy: Option<PolicySection>,
     repair: Option<RepairSection>,
     scrub: Option<ScrubSection>,
+    audit: Option<AuditSection>,
     gc: Option<GcSection>,
+}
+
+/// `[audit]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditSection {
+    interval_s: Option<u64>,
+    max_mib_per_day: Option<u64>,
 }
 
 /// `[gc]`.
@@ -449,6 +458,20 @@ fn resolve(
                     Some(n) => Some(n.saturating_mul(1024 * 1024)),
                     None => d.rate_bytes_per_s,
                 },
+            }
+        },
+        audit: {
+            let a = file.audit.unwrap_or_default();
+            let d = archipel_vault::AuditSpec::default();
+            archipel_vault::AuditSpec {
+                every: match a.interval_s {
+                    Some(0) => bail!("{shown}: [audit] interval_s must be at least 1 (seconds)"),
+                    Some(n) => Duration::from_secs(n),
+                    None => d.every,
+                },
+                bytes_per_day: a
+                    .max_mib_per_day
+                    .map_or(d.bytes_per_day, |n| n.saturating_mul(1024 * 1024)),
             }
         },
         gc_delay: match file.gc.and_then(|g| g.delay_s) {

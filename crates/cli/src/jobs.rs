@@ -145,6 +145,16 @@ pub(crate) fn render_one(j: &JobRecord) -> String {
         }
         return out;
     }
+    if j.kind == JobKind::Audit {
+        let mut out = format!("job {} (audit): {}\n", j.id, state_word(j.state));
+        for a in &j.audit {
+            out.push_str(&crate::audit_cmd::render_record(a));
+        }
+        if let Some(e) = &j.error {
+            out.push_str(&format!("  error: {e}\n"));
+        }
+        return out;
+    }
     let mut out = format!(
         "job {} ({}): {}\n",
         j.id,
@@ -239,7 +249,7 @@ pub(crate) async fn job(cmd: JobCmd) -> anyhow::Result<()> {
                 let params = JobParams {
                     bucket: a.bucket.clone(),
                     rate_bytes_per_s: a.rate,
-                    provider: None,
+                    ..JobParams::default()
                 };
                 let j = c.start_job(kind, &params).await?;
                 if !(a.wait || c.is_local()) {

@@ -15,6 +15,7 @@
 //! This binary is the only part of Archipel that prints or reads the environment. Logs go to
 //! standard error through `tracing` (filter with `RUST_LOG`, default `info`).
 
+mod audit_cmd;
 mod client;
 mod config;
 mod demo;

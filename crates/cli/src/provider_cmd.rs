@@ -39,6 +39,11 @@ pub(crate) enum ProviderCmd {
     /// What leaving a provider would take — shards, bytes, time, egress cost, blocking
     /// policies — without moving anything.
     ExitPlan(crate::drain_cmd::ExitPlanArgs),
+    /// Audit providers: read back a random sample of their chunks and verify each, within a
+    /// byte budget; what is missing goes to repair. Prints the evidence.
+    Audit(crate::audit_cmd::AuditArgs),
+    /// The audit evidence kept, newest first: dated, with the confidence each gives.
+    Audits(crate::audit_cmd::AuditsArgs),
 }
 
 /// `archipel provider list`.
@@ -266,6 +271,8 @@ pub(crate) async fn provider(cmd: ProviderCmd) -> anyhow::Result<()> {
         ProviderCmd::Drain(a) => crate::drain_cmd::drain(a).await,
         ProviderCmd::Retire(a) => crate::drain_cmd::retire(a).await,
         ProviderCmd::ExitPlan(a) => crate::drain_cmd::exit_plan(a).await,
+        ProviderCmd::Audit(a) => crate::audit_cmd::audit(a).await,
+        ProviderCmd::Audits(a) => crate::audit_cmd::audits(a).await,
         ProviderCmd::List(a) => {
             let s = settings(&a.vault)?;
             // A running gateway answers from the registry (providers added live included).

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use archipel_vault::Status;
 
 use crate::client::Control;
-use crate::ops::VaultArgs;
+use crate::ops::{VaultArgs, fmt_time};
 use crate::size;
 
 /// `archipel status`.
@@ -117,6 +117,19 @@ pub(crate) fn render(s: &Status) -> String {
             r.failed,
             r.missing_found
         ));
+    }
+    if !s.last_audits.is_empty() {
+        line("last audits:".to_string());
+        for a in &s.last_audits {
+            line(format!(
+                "  {:12} {:12} {} — {} samples, ≥ {:.3} % present (99 % confidence)",
+                a.provider,
+                a.verdict,
+                fmt_time(a.finished_ms),
+                a.samples,
+                a.present_at_least * 100.0
+            ));
+        }
     }
     if let Some(l) = &s.last_scrub {
         let per: Vec<String> = l

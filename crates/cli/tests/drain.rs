@@ -1,5 +1,6 @@
-//! Leaving a provider live (`e2e/drain.rs`), in a test binary of its own: its 10,000-object
-//! load would otherwise share the two cores with the e2e tests that time puts.
+//! Leaving a provider live (`e2e/drain.rs`) and auditing one (`e2e/audit.rs`), in a test
+//! binary of its own: the drain's 10,000-object load would otherwise share the two cores with
+//! the e2e tests that time puts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[allow(dead_code)]
@@ -8,3 +9,6 @@ mod harness;
 
 #[path = "e2e/drain.rs"]
 mod drain;
+
+#[path = "e2e/audit.rs"]
+mod audit;

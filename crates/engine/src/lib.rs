@@ -11,6 +11,8 @@
 //!   Writes never wait on a straggling provider past a bounded patience.
 //! * repair: rebuilding shards queued for repair (never written, missing, corrupt) onto their
 //!   provider or a spare, most endangered first, and the inventory that finds missing ones.
+//! * audit: sampled ranged reads of one provider's chunks, each verified by its tag, and the
+//!   confidence bound they give that the provider still holds its shards.
 //! * drain: moving a provider's shards elsewhere (copied and verified, or rebuilt), under the
 //!   bucket's rules, and the census of where every shard is (placement report, exit plan).
 //! * [`health`]: recent latency and failures per provider, used to choose and hedge reads.
@@ -30,6 +32,7 @@
 //!   randomness (ids, keys, nonces) and the clock.
 
 pub mod access;
+mod audit;
 pub mod bucket;
 mod drain;
 mod engine;
@@ -46,6 +49,9 @@ mod write;
 
 pub use access::{AccessKeyInfo, NewAccessKey};
 pub use archipel_meta::Permissions;
+pub use audit::{
+    AuditOutcome, AuditPick, AuditSampling, AuditVerdict, present_lower_bound, samples_needed,
+};
 pub use bucket::{BucketSettings, CorsRule};
 pub use drain::{BucketCensus, Census, Held, MoveReport, rules_text};
 pub use engine::{Engine, EngineOptions, OpenObject, ProviderSlot};

@@ -743,6 +743,12 @@ impl Engine {
     /// Lists every reachable provider and queues each shard that a committed version places
     /// on it and it does not hold; see the module docs.
     pub async fn inventory_once(&self) -> Result<InventoryReport> {
+        self.inventory_of(None).await
+    }
+
+    /// [`Engine::inventory_once`] of one provider only (`None`: all of them) — what a failed
+    /// audit starts, to find every shard the provider lost rather than only those sampled.
+    pub async fn inventory_of(&self, only: Option<&str>) -> Result<InventoryReport> {
         let inner = &self.inner;
         let started = UnixMillis::now();
         let answering = self.answering_providers().await;
@@ -751,6 +757,9 @@ impl Engine {
         let mut held: BTreeMap<String, HashSet<(SegmentId, u8)>> = BTreeMap::new();
         let set = inner.set();
         for info in &set.infos {
+            if only.is_some_and(|o| o != info.name) {
+                continue;
+            }
             let Some(provider) = set.providers.get(&info.name) else {
                 continue;
             };
@@ -812,7 +821,7 @@ impl Engine {
                     // entry is gone): queued under the provider the policy would choose.
                     let policy = inner.policy(&bucket.name).await.ok();
                     for s in &m.segments {
-                        if s.placement.len() >= s.params.n() {
+                        if only.is_some() || s.placement.len() >= s.params.n() {
                             continue;
                         }
                         for shard in 0..s.params.n() {

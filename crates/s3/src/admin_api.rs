@@ -46,6 +46,8 @@ pub(crate) enum Endpoint {
     RetireProvider(String),
     ExitPlan(String),
     Placement,
+    ListAudits,
+    StartAudit,
     ListKeys,
     CreateKey,
     DeleteKey(String),
@@ -89,6 +91,8 @@ pub(crate) fn route(method: &Method, path: &str) -> Option<Result<Endpoint, ()>>
             Endpoint::ExitPlan((*n).to_string())
         }
         (["placement"], Method::GET) => Endpoint::Placement,
+        (["audits"], Method::GET) => Endpoint::ListAudits,
+        (["audits"], Method::POST) => Endpoint::StartAudit,
         (["keys"], Method::GET) => Endpoint::ListKeys,
         (["keys"], Method::POST) => Endpoint::CreateKey,
         (["keys", id], Method::DELETE) if !id.is_empty() => Endpoint::DeleteKey((*id).to_string()),
@@ -122,6 +126,7 @@ pub(crate) fn route(method: &Method, path: &str) -> Option<Result<Endpoint, ()>>
             | ["providers", _, "retire"]
             | ["providers", _, "exit-plan"]
             | ["placement"]
+            | ["audits"]
             | ["keys"]
             | ["keys", _]
             | ["keys", _, "grants", _]
@@ -205,6 +210,14 @@ fn bearer(req: &http::request::Parts) -> Option<&str> {
         .then_some(token.trim())
 }
 
+/// The value of query parameter `name` (percent-decoded), if given.
+fn query_str(query: Option<&str>, name: &str) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then(|| crate::guard::percent_decode(v))
+    })
+}
+
 fn query_u64(query: Option<&str>, name: &str) -> Result<Option<u64>, String> {
     let Some(q) = query else { return Ok(None) };
     for pair in q.split('&') {
@@ -281,6 +294,17 @@ struct StartJobBody {
     kind: archipel_vault::JobKind,
     #[serde(default, flatten)]
     params: archipel_vault::JobParams,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AuditBody {
+    #[serde(default)]
+    provider: Option<String>,
+    #[serde(default)]
+    budget_bytes: Option<u64>,
+    #[serde(default)]
+    rate_bytes_per_s: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -462,6 +486,30 @@ pub(crate) async fn handle(
             Ok(c) => ok(StatusCode::OK, &c),
             Err(e) => vault_error(&e),
         },
+        Endpoint::ListAudits => {
+            let limit = match query_u64(query, "limit") {
+                Ok(l) => l.unwrap_or(100).min(10_000) as usize,
+                Err(m) => return error(StatusCode::BAD_REQUEST, "InvalidRequest", &m),
+            };
+            let provider = query_str(query, "provider");
+            match vault.audits(provider.as_deref(), limit).await {
+                Ok(a) => ok(StatusCode::OK, &a),
+                Err(e) => vault_error(&e),
+            }
+        }
+        Endpoint::StartAudit => {
+            let b: AuditBody = match read_json_or(body, Some(AuditBody::default())).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            match vault
+                .audit_providers(b.provider.as_deref(), b.budget_bytes, b.rate_bytes_per_s)
+                .await
+            {
+                Ok(j) => ok(StatusCode::CREATED, &j),
+                Err(e) => vault_error(&e),
+            }
+        }
         Endpoint::ListKeys => match vault.list_keys().await {
             Ok(k) => ok(StatusCode::OK, &k),
             Err(e) => vault_error(&e),
@@ -649,6 +697,8 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("POST", "/admin/v1/providers/{name}/retire"),
     ("GET", "/admin/v1/providers/{name}/exit-plan"),
     ("GET", "/admin/v1/placement"),
+    ("GET", "/admin/v1/audits"),
+    ("POST", "/admin/v1/audits"),
     ("GET", "/admin/v1/keys"),
     ("POST", "/admin/v1/keys"),
     ("DELETE", "/admin/v1/keys/{id}"),

@@ -193,9 +193,9 @@ impl Vault {
         self.start_job(
             JobKind::Drain,
             JobParams {
-                bucket: None,
                 rate_bytes_per_s: rate,
                 provider: Some(name.to_string()),
+                ..JobParams::default()
             },
         )
         .await

@@ -16,7 +16,9 @@
 //!   go to the repair queue; results per provider), started by hand or by the `scrub` service
 //!   ([`Vault::schedule_scrub`]) once the last one is `[scrub] interval_s` old; `drain` (move
 //!   every shard off one provider and prove it empty, `crate::drain`), started by
-//!   [`Vault::drain_provider`]. Recovery comes next as a kind of its own.
+//!   [`Vault::drain_provider`]; `audit` (sampled, verified ranged reads of each provider's
+//!   shards within a byte budget, with dated evidence, `crate::audit`), started by hand or by
+//!   the `audit` service once the last one is `[audit] interval_s` old.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -46,14 +48,18 @@ pub enum JobKind {
     Scrub,
     /// Move every shard off one provider, with a report as evidence (`crate::drain`).
     Drain,
+    /// Sampled, verified reads of one provider's (or every provider's) shards within a byte
+    /// budget, with dated evidence (`crate::audit`).
+    Audit,
 }
 
 impl JobKind {
-    /// As written in records: `scrub`, `drain`.
+    /// As written in records: `scrub`, `drain`, `audit`.
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::Scrub => "scrub",
             JobKind::Drain => "drain",
+            JobKind::Audit => "audit",
         }
     }
 }
@@ -104,9 +110,13 @@ pub struct JobParams {
     /// At most this many object bytes per second (unlimited when absent).
     #[serde(default)]
     pub rate_bytes_per_s: Option<u64>,
-    /// The provider (a drain's).
+    /// The provider (a drain's; an audit's, every provider when absent).
     #[serde(default)]
     pub provider: Option<String>,
+    /// Bytes an audit may read from each provider (what is left of the day's budget when
+    /// absent).
+    #[serde(default)]
+    pub budget_bytes: Option<u64>,
 }
 
 /// How far a job is.
@@ -199,6 +209,9 @@ pub struct JobRecord {
     /// What it did (a drain): the drain report.
     #[serde(default)]
     pub drain: Option<crate::drain::DrainReport>,
+    /// What it found (an audit): one record per provider audited so far.
+    #[serde(default)]
+    pub audit: Vec<crate::audit::AuditRecord>,
     /// Why it failed.
     pub error: Option<String>,
     /// Whether cancelling was asked for.
@@ -379,6 +392,29 @@ impl Vault {
                 ));
             }
             (JobKind::Scrub, None) => {}
+            (JobKind::Audit, Some(p)) => {
+                if !self.inner.engine.providers().iter().any(|i| &i.name == p) {
+                    return Err(VaultError::NoSuchProvider { name: p.clone() });
+                }
+            }
+            (JobKind::Audit, None) => {}
+        }
+        if kind != JobKind::Scrub && params.bucket.is_some() {
+            return Err(VaultError::Invalid(format!(
+                "a{} {} covers whole providers; leave `bucket` out",
+                if kind == JobKind::Audit { "n" } else { "" },
+                kind.as_str()
+            )));
+        }
+        if params.budget_bytes.is_some() && kind != JobKind::Audit {
+            return Err(VaultError::Invalid(
+                "only an audit takes a byte budget".into(),
+            ));
+        }
+        if params.budget_bytes == Some(0) {
+            return Err(VaultError::Invalid(
+                "budget: give a positive number of bytes, or none (the day's budget)".into(),
+            ));
         }
         if params.rate_bytes_per_s == Some(0) {
             return Err(VaultError::Invalid(
@@ -399,6 +435,7 @@ impl Vault {
             runs: Vec::new(),
             result: ScrubResult::default(),
             drain: None,
+            audit: Vec::new(),
             error: None,
             cancel_requested: false,
         };
@@ -428,16 +465,37 @@ impl Vault {
     /// one is queued or running, or the last one ended less than `every` ago (never scrubbed:
     /// less than `every` after this was first called). What it did.
     pub async fn schedule_scrub(&self, every: Duration, rate: Option<u64>) -> Result<String> {
+        self.schedule_job(
+            JobKind::Scrub,
+            every,
+            JobParams {
+                rate_bytes_per_s: rate,
+                ..JobParams::default()
+            },
+        )
+        .await
+    }
+
+    /// Starts a job of `kind` with `params` unless one is queued or running, or the last one
+    /// ended less than `every` ago (never run: less than `every` after this was first called
+    /// for `kind`). What it did.
+    pub(crate) async fn schedule_job(
+        &self,
+        kind: JobKind,
+        every: Duration,
+        params: JobParams,
+    ) -> Result<String> {
+        let what = kind.as_str();
         let jobs = self.list_jobs().await?;
-        let scrubs: Vec<&JobRecord> = jobs.iter().filter(|j| j.kind == JobKind::Scrub).collect();
-        if let Some(j) = scrubs.iter().find(|j| !j.state.is_final()) {
-            return Ok(format!("scrub {} is {}", j.id, j.state.as_str()));
+        let same: Vec<&JobRecord> = jobs.iter().filter(|j| j.kind == kind).collect();
+        if let Some(j) = same.iter().find(|j| !j.state.is_final()) {
+            return Ok(format!("{what} {} is {}", j.id, j.state.as_str()));
         }
         let every_ms = every.as_millis().min(i64::MAX as u128) as i64;
-        // Never scrubbed: the schedule starts when the service first looks (a fresh vault is
-        // not scrubbed empty, and its first objects wait one interval like any others).
-        let anchor_name = CheckpointName::new("scrub-schedule:anchor")?;
-        let done = scrubs
+        // Never run: the schedule starts when the service first looks (a fresh vault is not
+        // scrubbed or audited empty, and its first objects wait one interval like any others).
+        let anchor_name = CheckpointName::new(format!("{what}-schedule:anchor"))?;
+        let done = same
             .iter()
             .filter(|j| j.state == JobState::Done)
             .filter_map(|j| j.finished_ms)
@@ -456,7 +514,7 @@ impl Vault {
                         .put_checkpoint(&anchor_name, t.to_string().as_bytes())
                         .await?;
                     return Ok(format!(
-                        "no scrub yet; the first is due in {} s",
+                        "no {what} yet; the first is due in {} s",
                         every_ms / 1000
                     ));
                 }
@@ -464,22 +522,13 @@ impl Vault {
         };
         if now().0 - last < every_ms {
             return Ok(format!(
-                "last scrub (or the schedule's start) {} s ago; the next is due in {} s",
+                "last {what} (or the schedule's start) {} s ago; the next is due in {} s",
                 (now().0 - last) / 1000,
                 (every_ms - (now().0 - last)) / 1000
             ));
         }
-        let j = self
-            .start_job(
-                JobKind::Scrub,
-                JobParams {
-                    bucket: None,
-                    rate_bytes_per_s: rate,
-                    provider: None,
-                },
-            )
-            .await?;
-        Ok(format!("started scrub {}", j.id))
+        let j = self.start_job(kind, params).await?;
+        Ok(format!("started {what} {}", j.id))
     }
 
     /// Takes every queued or running job whose lease is free and runs it here; how many were
@@ -549,6 +598,7 @@ impl Vault {
         match r.kind {
             JobKind::Scrub => self.scrub(r).await,
             JobKind::Drain => self.drain(r).await,
+            JobKind::Audit => self.audit(r).await,
         }
     }
 

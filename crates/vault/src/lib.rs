@@ -16,6 +16,8 @@
 //!   store, leases (one gateway at a time), cancellation and a rate limit.
 //! * [`services`]: garbage collection, the orphan scan and upload expiry, each run once
 //!   across the gateways sharing a metadata store (a lease per service).
+//! * [`audit`]: the audit job — sampled, verified ranged reads per provider within a daily
+//!   byte budget — and its dated evidence.
 //! * [`drain`]: leaving a provider with proof — the drain job and its report, retiring, the
 //!   exit plan, the placement report.
 //! * [`buckets`]: buckets with their policies and settings.
@@ -32,6 +34,7 @@
 //! * A registry change is applied to the engine before it is recorded, and undone if
 //!   recording fails: no gateway records a provider set its engine refused.
 
+pub mod audit;
 pub mod buckets;
 pub mod drain;
 pub mod error;
@@ -46,6 +49,7 @@ pub mod spec;
 pub mod stack;
 pub mod status;
 
+pub use audit::AuditRecord;
 pub use buckets::BucketView;
 pub use drain::{Count, DrainReport, ExitPlan};
 pub use error::{Result, VaultError};
@@ -56,9 +60,9 @@ pub use provider_test::{ProviderTest, test_provider};
 pub use registry::{AddedProvider, NewProvider, RegistryEntry};
 pub use secrets::{Credentials, CredentialsOrigin, KeyOrigin, Unlocked};
 pub use spec::{
-    DEFAULT_ADMIN_LISTEN, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_REGION, DEMO_PROVIDERS,
-    KeySpec, Listen, MetaSpec, ProviderBackend, ProviderSpec, RepairSpec, ScrubSpec, VaultSpec,
-    passphrase_from_env, valid_provider_name,
+    AuditSpec, DEFAULT_ADMIN_LISTEN, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_REGION,
+    DEMO_PROVIDERS, KeySpec, Listen, MetaSpec, ProviderBackend, ProviderSpec, RepairSpec,
+    ScrubSpec, VaultSpec, passphrase_from_env, valid_provider_name,
 };
 pub use stack::Built;
 pub use status::Status;

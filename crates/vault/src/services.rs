@@ -1,7 +1,8 @@
 //! The vault's periodic services — garbage collection, the orphan scan, the expiry of
 //! abandoned multipart uploads, repair (rebuilding the shards of the repair queue), the
 //! inventory (finding shards missing from their providers, for repair) and the scrub schedule
-//! (a full scrub job, rate-limited, once the last one is old enough) and the sweep of
+//! (a full scrub job, rate-limited, once the last one is old enough), the audit schedule (an
+//! audit job of every provider within its daily byte budget, `crate::audit`) and the sweep of
 //! interrupted puts' temporary files — run once across every gateway sharing the metadata store:
 //! each round takes (or renews) the lease `service:<name>` first, held until its next round
 //! is due plus [`LEASE`](crate::jobs::LEASE), so the gateway that runs a service keeps it and
@@ -50,14 +51,14 @@ pub struct Schedule {
 /// How often the providers' temporary areas are swept.
 pub const TEMP_SWEEP_EVERY: Duration = Duration::from_secs(3600);
 
-/// How often the `scrub` service looks whether a scrub is due.
+/// How often the `scrub` and `audit` services look whether a scrub or an audit is due.
 const SCRUB_CHECK: Duration = Duration::from_secs(600);
 
 /// A service as last recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceRecord {
     /// `gc`, `orphan-scan`, `upload-expiry`, `repair`, `inventory`, `scrub` (which starts
-    /// the scrub job when one is due) or `temp-sweep`.
+    /// the scrub job when one is due), `audit` (likewise) or `temp-sweep`.
     pub name: String,
     /// Seconds between rounds.
     pub every_s: u64,
@@ -117,6 +118,7 @@ impl Vault {
             "inventory" => s.inventory_every,
             "scrub" => SCRUB_CHECK.min(s.scrub_interval),
             "temp-sweep" => TEMP_SWEEP_EVERY,
+            "audit" => SCRUB_CHECK.min(self.inner.spec.audit.every),
             other => return Err(VaultError::Invalid(format!("no service {other:?}"))),
         };
         if !self.hold(service, every).await? {
@@ -173,6 +175,7 @@ impl Vault {
                 .schedule_scrub(s.scrub_interval, s.scrub_rate)
                 .await
                 .map_err(|e| e.to_string()),
+            "audit" => self.schedule_audit().await.map_err(|e| e.to_string()),
             _ => engine
                 .expire_uploads(s.upload_max_age)
                 .await
@@ -219,6 +222,7 @@ impl Vault {
                 ("inventory", schedule.inventory_every),
                 ("scrub", SCRUB_CHECK.min(schedule.scrub_interval)),
                 ("temp-sweep", TEMP_SWEEP_EVERY),
+                ("audit", SCRUB_CHECK.min(vault.inner.spec.audit.every)),
             ];
             let tick = services
                 .iter()

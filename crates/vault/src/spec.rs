@@ -272,6 +272,8 @@ pub struct VaultSpec {
     pub repair: RepairSpec,
     /// How the scheduled scrub runs (`[scrub]`).
     pub scrub: ScrubSpec,
+    /// How the scheduled audits run (`[audit]`).
+    pub audit: AuditSpec,
     /// How long a superseded shard is kept before the GC deletes it (`[gc] delay_s`; 60 s):
     /// a read that began before an overwrite, delete or move still finds its shards.
     pub gc_delay: std::time::Duration,
@@ -294,6 +296,26 @@ impl Default for ScrubSpec {
         ScrubSpec {
             every: std::time::Duration::from_secs(7 * 24 * 3600),
             rate_bytes_per_s: Some(50 * 1024 * 1024),
+        }
+    }
+}
+
+/// `[audit]`: sampled proof that each provider still holds its shards (`crate::audit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditSpec {
+    /// Bytes each provider may be asked to serve for audits per UTC day (`max_mib_per_day`;
+    /// 1 GiB; 0 turns the scheduled audits off — `archipel provider audit` still works).
+    pub bytes_per_day: u64,
+    /// An audit of every provider starts when the last one ended this long ago
+    /// (`interval_s`; 1 day).
+    pub every: std::time::Duration,
+}
+
+impl Default for AuditSpec {
+    fn default() -> Self {
+        AuditSpec {
+            bytes_per_day: 1024 * 1024 * 1024,
+            every: std::time::Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -386,6 +408,7 @@ impl VaultSpec {
             policy: None,
             repair: RepairSpec::default(),
             scrub: ScrubSpec::default(),
+            audit: AuditSpec::default(),
             gc_delay: DEFAULT_GC_DELAY,
         })
     }

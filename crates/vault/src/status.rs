@@ -102,6 +102,9 @@ pub struct Status {
     /// The latest finished scrub: when it ended and what it found per provider.
     #[serde(default)]
     pub last_scrub: Option<LastScrub>,
+    /// Each provider's latest audit (`crate::audit`), in provider order.
+    #[serde(default)]
+    pub last_audits: Vec<crate::audit::AuditRecord>,
 }
 
 /// The latest finished scrub job.
@@ -451,6 +454,16 @@ pub async fn collect_with_budget(v: &Vault, budget: usize) -> Result<Status> {
         unreadable_objects: t.unreadable_objects,
         registry_notes: v.registry_notes(),
         outages,
+        last_audits: {
+            let mut latest: Vec<crate::audit::AuditRecord> = Vec::new();
+            for r in v.audits(None, usize::MAX).await? {
+                if !latest.iter().any(|l| l.provider == r.provider) {
+                    latest.push(r);
+                }
+            }
+            latest.sort_by(|a, b| a.provider.cmp(&b.provider));
+            latest
+        },
         last_scrub: v
             .list_jobs()
             .await?

@@ -170,7 +170,7 @@ async fn a_scrub_job_verifies_every_shard_and_can_be_cancelled() {
     let params = JobParams {
         bucket: Some("data".into()),
         rate_bytes_per_s: Some(50 * 1024),
-        provider: None,
+        ..JobParams::default()
     };
     let j = v.start_job(JobKind::Scrub, params).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -190,8 +190,7 @@ async fn a_scrub_job_verifies_every_shard_and_can_be_cancelled() {
             JobKind::Scrub,
             JobParams {
                 bucket: Some("nope".into()),
-                rate_bytes_per_s: None,
-                provider: None,
+                ..JobParams::default()
             }
         )
         .await
@@ -385,5 +384,102 @@ async fn the_scrub_service_starts_a_full_scrub_when_one_is_due_and_reports_per_p
     let last = status.last_scrub.expect("the last scrub is reported");
     assert_eq!((last.state.as_str(), last.objects), ("done", 4));
     assert_eq!(last.per_provider.len(), 6);
+    v.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audits_stay_within_the_daily_budget_and_keep_dated_evidence() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = spec(tmp.path());
+    // 20 objects of 40,000 bytes, 4 + 2: each chunk read is 10,000 bytes and a 16-byte tag.
+    let chunk = 10_016u64;
+    s.audit.bytes_per_day = 7 * chunk + 100;
+    s.audit.every = Duration::from_millis(10);
+    let v = Vault::open(&s, false).await.unwrap();
+    v.engine()
+        .create_bucket("data", "root", None)
+        .await
+        .unwrap();
+    for i in 0..20 {
+        put(&v, "data", &format!("k{i}"), 40_000).await;
+    }
+    let p = v.engine().providers()[0].name.clone();
+    let run = async |budget: Option<u64>| {
+        let j = v.audit_providers(Some(&p), budget, None).await.unwrap();
+        loop {
+            let r = v.job(&j.id).await.unwrap();
+            if r.state.is_final() {
+                assert_eq!(r.state, JobState::Done, "{r:?}");
+                break r.audit[0].clone();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    // The day's budget: 5 chunks now, the 2 left later, then nothing.
+    let a = run(Some(5 * chunk)).await;
+    assert_eq!((a.population, a.samples, a.verified), (20, 5, 5), "{a:?}");
+    assert_eq!(a.bytes_read, 5 * chunk);
+    assert_eq!(
+        a.verdict, "weak",
+        "5 clean samples do not show 99.9 %: {a:?}"
+    );
+    assert!(
+        a.present_at_least > 0.0 && a.present_at_least < 0.999,
+        "{a:?}"
+    );
+    let b = run(None).await;
+    assert_eq!(b.budget_bytes, 2 * chunk + 100, "{b:?}");
+    assert_eq!((b.samples, b.bytes_read), (2, 2 * chunk), "{b:?}");
+    let c = run(None).await;
+    assert_eq!(
+        (c.budget_bytes, c.samples, c.bytes_read),
+        (100, 0, 0),
+        "{c:?}"
+    );
+    assert_eq!(c.verdict, "inconclusive", "{c:?}");
+    assert!(
+        c.note.as_deref().unwrap().contains("fits no sampled chunk"),
+        "{c:?}"
+    );
+    // An explicit budget is the operator's call: every shard, the fraction exact.
+    let d = run(Some(1 << 20)).await;
+    assert!(d.exhaustive && d.target_met, "{d:?}");
+    assert_eq!((d.verdict.as_str(), d.present_at_least), ("pass", 1.0));
+    // Dated evidence, newest first, each with the digest of its content.
+    let kept = v.audits(Some(&p), 10).await.unwrap();
+    assert_eq!(kept.len(), 4);
+    assert_eq!(kept[0], d);
+    assert_eq!(kept[3], a);
+    for r in &kept {
+        assert_eq!(
+            r.digest.as_deref(),
+            Some(r.compute_digest().unwrap().as_str())
+        );
+    }
+    // The schedule (the last audit ended more than its 10 ms ago) audits every provider,
+    // within what is left of each one's day; off with a daily budget of 0.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let said = v.schedule_audit().await.unwrap();
+    assert!(said.starts_with("started audit"), "{said}");
+    let id = said.rsplit(' ').next().unwrap().to_string();
+    let all = loop {
+        let r = v.job(&id).await.unwrap();
+        if r.state.is_final() {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(all.audit.len(), 6, "{all:?}");
+    assert!(all.audit.iter().all(|a| a.verdict != "fail"), "{all:?}");
+    let again = v.schedule_audit().await.unwrap();
+    assert!(
+        again.starts_with("last audit") || again.starts_with("started"),
+        "{again}"
+    );
+    v.close().await;
+    s.audit.bytes_per_day = 0;
+    let v = Vault::open(&s, false).await.unwrap();
+    let said = v.schedule_audit().await.unwrap();
+    assert!(said.contains("off"), "{said}");
     v.close().await;
 }

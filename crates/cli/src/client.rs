@@ -369,11 +369,15 @@ impl Control {
         &self,
         name: &str,
         rate: Option<u64>,
+        onto: Option<&str>,
     ) -> anyhow::Result<JobRecord> {
         match self {
-            Control::Local(v) => Ok(v.drain_provider(name, rate).await?),
+            Control::Local(v) => Ok(match onto {
+                Some(new) => v.replace_provider(name, new, rate).await?,
+                None => v.drain_provider(name, rate).await?,
+            }),
             Control::Remote(a) => {
-                let body = serde_json::json!({ "rate_bytes_per_s": rate });
+                let body = serde_json::json!({ "rate_bytes_per_s": rate, "onto": onto });
                 a.call(
                     reqwest::Method::POST,
                     &format!("providers/{}/drain", seg(name)),

@@ -34,6 +34,27 @@ pub(crate) struct DrainArgs {
     vault: VaultArgs,
 }
 
+/// `archipel provider replace`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct ReplaceArgs {
+    /// The provider to leave.
+    old: String,
+    /// The provider taking its shards: added before (`archipel provider add`) and active.
+    new: String,
+    /// At most this many shard bytes moved per second (e.g. 50MiB).
+    #[arg(long, value_name = "BYTES", value_parser = size::parse)]
+    rate: Option<u64>,
+    /// Wait until the drain ends, showing its progress, then print the report (always so
+    /// without a gateway).
+    #[arg(long)]
+    wait: bool,
+    /// Print JSON (the job record, with its `drain` report).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    vault: VaultArgs,
+}
+
 /// `archipel provider retire`.
 #[derive(clap::Args, Debug)]
 pub(crate) struct RetireArgs {
@@ -198,8 +219,31 @@ async fn follow(c: &Control, id: &str, json: bool) -> anyhow::Result<JobRecord> 
 
 /// Runs `archipel provider drain`.
 pub(crate) async fn drain(a: DrainArgs) -> anyhow::Result<()> {
+    run_drain(a.name, None, a.rate, a.wait, a.json, &a.vault).await
+}
+
+/// Runs `archipel provider replace`: a drain of OLD onto NEW.
+pub(crate) async fn replace(a: ReplaceArgs) -> anyhow::Result<()> {
+    run_drain(a.old, Some(a.new), a.rate, a.wait, a.json, &a.vault).await
+}
+
+async fn run_drain(
+    name: String,
+    onto: Option<String>,
+    rate: Option<u64>,
+    wait: bool,
+    json: bool,
+    vault: &VaultArgs,
+) -> anyhow::Result<()> {
+    let a = DrainArgs {
+        name,
+        rate,
+        wait,
+        json,
+        vault: vault.clone(),
+    };
     Control::with(&a.vault, async |c: &Control| {
-        let j = c.drain_provider(&a.name, a.rate).await?;
+        let j = c.drain_provider(&a.name, a.rate, onto.as_deref()).await?;
         if !(a.wait || c.is_local()) {
             if !a.json {
                 eprintln!(

@@ -34,6 +34,9 @@ pub(crate) enum ProviderCmd {
     /// provider the bucket's policy allows (refused before anything moves if a policy cannot
     /// be kept), what is left is deleted, and a report proves it empty.
     Drain(crate::drain_cmd::DrainArgs),
+    /// Replace a provider by another (added before with `provider add`): a drain of OLD that
+    /// moves each shard onto NEW where the bucket's policy allows it.
+    Replace(crate::drain_cmd::ReplaceArgs),
     /// Take a drained provider out of the vault (refused unless a drain proved it empty).
     Retire(crate::drain_cmd::RetireArgs),
     /// What leaving a provider would take — shards, bytes, time, egress cost, blocking
@@ -270,6 +273,7 @@ pub(crate) async fn provider(cmd: ProviderCmd) -> anyhow::Result<()> {
         ProviderCmd::Add(a) => crate::provider_add::run(*a).await,
         ProviderCmd::Drain(a) => crate::drain_cmd::drain(a).await,
         ProviderCmd::Retire(a) => crate::drain_cmd::retire(a).await,
+        ProviderCmd::Replace(a) => crate::drain_cmd::replace(a).await,
         ProviderCmd::ExitPlan(a) => crate::drain_cmd::exit_plan(a).await,
         ProviderCmd::Audit(a) => crate::audit_cmd::audit(a).await,
         ProviderCmd::Audits(a) => crate::audit_cmd::audits(a).await,

@@ -138,9 +138,21 @@ impl Engine {
     /// its policy allows; see the module docs. An object that is gone (or no longer uses
     /// `from`) moves nothing.
     pub async fn move_off(&self, bucket: &str, key: &str, from: &str) -> Result<MoveReport> {
+        self.move_off_onto(bucket, key, from, None).await
+    }
+
+    /// [`Engine::move_off`], each shard onto `onto` where the policy allows it (a provider
+    /// replacing `from`), elsewhere where it does not.
+    pub async fn move_off_onto(
+        &self,
+        bucket: &str,
+        key: &str,
+        from: &str,
+        onto: Option<&str>,
+    ) -> Result<MoveReport> {
         // Overwritten between the read and the commit: once more with the new version.
         for _ in 0..3 {
-            if let Some(r) = self.try_move_off(bucket, key, from).await? {
+            if let Some(r) = self.try_move_off(bucket, key, from, onto).await? {
                 return Ok(r);
             }
         }
@@ -158,6 +170,7 @@ impl Engine {
         bucket: &str,
         key: &str,
         from: &str,
+        onto: Option<&str>,
     ) -> Result<Option<MoveReport>> {
         let inner = &self.inner;
         let (b, k) = (bucket_name(bucket)?, object_key(key)?);
@@ -183,7 +196,7 @@ impl Engine {
         for si in 0..manifest.segments.len() {
             let seg = manifest.segments[si].clone();
             for p in seg.placement.iter().filter(|p| p.provider == from) {
-                match self.move_shard(&manifest, &seg, p, &policy).await {
+                match self.move_shard(&manifest, &seg, p, &policy, onto).await {
                     Ok((to, bytes, copied)) => {
                         report.shards += 1;
                         report.bytes += bytes;
@@ -245,11 +258,13 @@ impl Engine {
         seg: &ManifestSegment,
         p: &ShardPlacement,
         policy: &Policy,
+        onto: Option<&str>,
     ) -> Result<(ShardPlacement, u64, bool)> {
         let inner = &self.inner;
         let shard = p.shard.get();
-        let target = self
-            .spare_for(policy, seg, shard, &p.provider)
+        let target = onto
+            .and_then(|o| self.spare_preferring(policy, seg, shard, &p.provider, o))
+            .or_else(|| self.spare_for(policy, seg, shard, &p.provider))
             .ok_or_else(|| EngineError::Unavailable {
                 what: format!("{}/{}", manifest.bucket, manifest.key),
                 needed: 1,
@@ -403,6 +418,48 @@ impl Engine {
         leaving: &str,
     ) -> Option<String> {
         self.spare_among(policy, seg, shard, leaving, true)
+    }
+
+    /// `prefer` if it may take shard `shard` of `seg` in place of `leaving` (active, not
+    /// down, not holding another shard of the segment, keeping the rules).
+    fn spare_preferring(
+        &self,
+        policy: &Policy,
+        seg: &ManifestSegment,
+        shard: usize,
+        leaving: &str,
+        prefer: &str,
+    ) -> Option<String> {
+        let inner = &self.inner;
+        if inner.health.is_down(prefer) {
+            return None;
+        }
+        let mut slots: Vec<String> = vec![String::new(); seg.params.n()];
+        for p in &seg.placement {
+            if let Some(s) = slots.get_mut(p.shard.get()) {
+                s.clone_from(&p.provider);
+            }
+        }
+        if let Some(s) = slots.get_mut(shard) {
+            *s = leaving.to_string();
+        }
+        // The only candidate is `prefer`: the others offered are the segment's own providers
+        // (whose labels count for the rules), which a spare never is.
+        let set = inner.set();
+        let candidates: Vec<ProviderInfo> = set
+            .infos
+            .iter()
+            .filter(|i| i.name == prefer || slots.iter().any(|s| s == &i.name))
+            .cloned()
+            .collect();
+        policy
+            .spare(
+                &candidates,
+                seg.segment.as_bytes(),
+                &Placement { providers: slots },
+                shard,
+            )
+            .filter(|n| n == prefer)
     }
 
     /// Like [`Engine::spare_for`]; down providers are candidates too unless `avoid_down`.

@@ -312,6 +312,8 @@ struct AuditBody {
 struct DrainBody {
     #[serde(default)]
     rate_bytes_per_s: Option<u64>,
+    #[serde(default)]
+    onto: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -463,7 +465,11 @@ pub(crate) async fn handle(
                 Ok(b) => b,
                 Err(r) => return r,
             };
-            match vault.drain_provider(&name, b.rate_bytes_per_s).await {
+            let started = match &b.onto {
+                Some(new) => vault.replace_provider(&name, new, b.rate_bytes_per_s).await,
+                None => vault.drain_provider(&name, b.rate_bytes_per_s).await,
+            };
+            match started {
                 Ok(j) => ok(StatusCode::CREATED, &j),
                 Err(e) => vault_error(&e),
             }

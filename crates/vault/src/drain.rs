@@ -165,6 +165,49 @@ impl Vault {
     /// Starts draining `name`; see the module docs. A drain already running for it is
     /// returned as it is.
     pub async fn drain_provider(&self, name: &str, rate: Option<u64>) -> Result<JobRecord> {
+        self.drain_provider_onto(name, rate, None).await
+    }
+
+    /// Replaces `old` by `new` (already added, active): drains `old`, each shard onto `new`
+    /// where the bucket's policy allows it (elsewhere where it does not).
+    pub async fn replace_provider(
+        &self,
+        old: &str,
+        new: &str,
+        rate: Option<u64>,
+    ) -> Result<JobRecord> {
+        if old == new {
+            return Err(VaultError::Invalid(format!(
+                "`{old}` cannot replace itself"
+            )));
+        }
+        let Some(info) = self
+            .inner
+            .engine
+            .providers()
+            .into_iter()
+            .find(|i| i.name == new)
+        else {
+            return Err(VaultError::Invalid(format!(
+                "no provider `{new}`: add it first (`archipel provider add --name {new} …`), \
+                 then replace `{old}` by it"
+            )));
+        };
+        if info.state != ProviderState::Active {
+            return Err(VaultError::Invalid(format!(
+                "provider `{new}` is {}: only an active provider can take `{old}`'s shards",
+                info.state.as_str()
+            )));
+        }
+        self.drain_provider_onto(old, rate, Some(new)).await
+    }
+
+    async fn drain_provider_onto(
+        &self,
+        name: &str,
+        rate: Option<u64>,
+        onto: Option<&str>,
+    ) -> Result<JobRecord> {
         let entry = self.registry_entry(name).await?;
         if entry.state == ProviderState::Retired.as_str() {
             return Err(VaultError::Invalid(format!(
@@ -195,6 +238,7 @@ impl Vault {
             JobParams {
                 rate_bytes_per_s: rate,
                 provider: Some(name.to_string()),
+                onto: onto.map(str::to_string),
                 ..JobParams::default()
             },
         )
@@ -525,14 +569,17 @@ impl Vault {
                     .objects
                     .iter()
                     .map(|o| {
-                        let (engine, bucket, key, from) = (
+                        let (engine, bucket, key, from, onto) = (
                             self.inner.engine.clone(),
                             b.to_string(),
                             o.key.as_str().to_string(),
                             name.to_string(),
+                            r.params.onto.clone(),
                         );
                         Box::pin(async move {
-                            let r = engine.move_off(&bucket, &key, &from).await;
+                            let r = engine
+                                .move_off_onto(&bucket, &key, &from, onto.as_deref())
+                                .await;
                             (key, r)
                         })
                     })

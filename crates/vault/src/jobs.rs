@@ -113,6 +113,9 @@ pub struct JobParams {
     /// The provider (a drain's; an audit's, every provider when absent).
     #[serde(default)]
     pub provider: Option<String>,
+    /// The provider a drain moves shards onto where the policy allows (a replacement).
+    #[serde(default)]
+    pub onto: Option<String>,
     /// Bytes an audit may read from each provider (what is left of the day's budget when
     /// absent).
     #[serde(default)]
@@ -405,6 +408,9 @@ impl Vault {
                 if kind == JobKind::Audit { "n" } else { "" },
                 kind.as_str()
             )));
+        }
+        if params.onto.is_some() && kind != JobKind::Drain {
+            return Err(VaultError::Invalid("only a drain takes `onto`".into()));
         }
         if params.budget_bytes.is_some() && kind != JobKind::Audit {
             return Err(VaultError::Invalid(

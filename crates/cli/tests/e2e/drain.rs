@@ -3,7 +3,8 @@
 //! deleting — no client request fails, every object is byte-identical afterwards, the drained
 //! provider's own listing shows no Archipel blob and the drain report says so; a drain whose
 //! gateway is SIGKILLed resumes from its checkpoint after the restart and finishes; a drain
-//! that would break a bucket's policy is refused before anything moves.
+//! that would break a bucket's policy is refused before anything moves, and `provider
+//! replace` onto a provider added live moves every shard there.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -263,7 +264,8 @@ fn a_provider_drained_under_load_ends_empty_and_no_client_request_fails() {
 }
 
 #[test]
-fn a_drain_killed_with_its_gateway_resumes_and_a_drain_that_breaks_a_policy_is_refused() {
+fn a_drain_killed_with_its_gateway_resumes_a_drain_that_breaks_a_policy_is_refused_and_a_replace_moves_everything_onto_the_new_provider()
+ {
     let Some(python) = tools() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
@@ -331,5 +333,41 @@ fn a_drain_killed_with_its_gateway_resumes_and_a_drain_that_breaks_a_policy_is_r
     let after = json(&cli_ok(dir, &config, &["status", "--placement", "--json"]));
     assert_eq!(before, after);
     assert_eq!(listed(dir, &config, "p0")["state"], "active");
+
+    // Replaced instead (a new provider added live, then `provider replace`): every shard of
+    // p0 goes onto p8, and p0 ends empty.
+    let (ok, _, err) = cli(dir, &config, &["provider", "replace", "p0", "p8"]);
+    assert!(!ok && err.contains("add it first"), "{err}");
+    let p8 = dir.join("disks").join("p8");
+    cli_ok(
+        dir,
+        &config,
+        &[
+            "provider",
+            "add",
+            "--name",
+            "p8",
+            "--kind",
+            "dir",
+            "--path",
+            p8.to_str().unwrap(),
+        ],
+    );
+    let (ok, out, err) = cli(
+        dir,
+        &config,
+        &["provider", "replace", "p0", "p8", "--wait", "--json"],
+    );
+    assert!(ok, "{out}\n{err}");
+    let job = json(&out);
+    assert_eq!(job["params"]["onto"], "p8", "{job}");
+    let d = complete_report(&job);
+    let to = d["to"].as_object().unwrap();
+    assert_eq!(to.len(), 1, "every shard onto the replacement: {job}");
+    assert_eq!(to["p8"], d["moved"]["shards"], "{job}");
+    assert_eq!(listed(dir, &config, "p0")["shards"], 0);
+    assert_eq!(listed(dir, &config, "p8")["shards"], d["moved"]["shards"]);
+    cli_ok(dir, &config, &["provider", "retire", "p0"]);
+    check_all(&python, &server, dir, &[&fill]);
     server.stop();
 }

@@ -407,8 +407,12 @@ impl Engine {
         &self.inner.health
     }
 
-    /// The default policy for this vault's providers (see [`Policy::default_for`]).
+    /// The policy of new buckets: the configured one ([`EngineOptions::default_policy`]), else
+    /// [`Policy::default_for`] the active providers.
     pub fn default_policy(&self) -> Result<Policy> {
+        if let Some(p) = &self.inner.opts.default_policy {
+            return Ok(p.clone());
+        }
         let active = self
             .inner
             .set()

@@ -483,3 +483,18 @@ async fn audits_stay_within_the_daily_budget_and_keep_dated_evidence() {
     assert!(said.contains("off"), "{said}");
     v.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buckets_created_without_a_policy_get_the_configured_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = spec(tmp.path());
+    let mut p = archipel_engine::Policy::new(3, 2).unwrap();
+    p.rules.max_per_operator = Some(5);
+    s.policy = Some(p.clone());
+    let v = Vault::open(&s, false).await.unwrap();
+    // Through the vault (admin API, CLI) and through the engine (S3 CreateBucket) alike.
+    assert_eq!(v.create_bucket("aaa", None).await.unwrap(), p);
+    v.engine().create_bucket("bbb", "root", None).await.unwrap();
+    assert_eq!(v.engine().bucket_policy("bbb").await.unwrap(), p);
+    v.close().await;
+}

@@ -87,15 +87,22 @@ pub(crate) fn render_record(a: &AuditRecord) -> String {
         size::human(a.budget_bytes),
         (a.finished_ms - a.started_ms) as f64 / 1000.0
     ));
+    let evidence = if a.population == 0 {
+        "it holds no shard".to_string()
+    } else if a.exhaustive {
+        format!(
+            "every shard checked: {:.3} % present",
+            a.present_at_least * 100.0
+        )
+    } else {
+        format!(
+            "≥ {:.3} % of its shards present with {:.0} % confidence",
+            a.present_at_least * 100.0,
+            a.confidence * 100.0
+        )
+    };
     out.push_str(&format!(
-        "  evidence: ≥ {:.3} % of its shards present with {:.0} % confidence{} — target {:.1} % {}\n",
-        a.present_at_least * 100.0,
-        a.confidence * 100.0,
-        if a.exhaustive {
-            " (every shard checked)"
-        } else {
-            ""
-        },
+        "  evidence: {evidence} — target {:.1} % {}\n",
         a.target_present * 100.0,
         if a.target_met {
             "met".to_string()
@@ -156,12 +163,14 @@ pub(crate) async fn audit(a: AuditArgs) -> anyhow::Result<()> {
         let j = loop {
             let j = c.job(&j.id).await?;
             if !a.json {
-                let line = format!(
-                    "audit: {} of {} providers done, {} read",
-                    j.progress.items_done,
-                    j.progress.items_total.unwrap_or(0),
-                    size::human(j.progress.bytes_done)
-                );
+                let line = match j.progress.items_total {
+                    Some(t) => format!(
+                        "audit: {} of {t} providers done, {} read",
+                        j.progress.items_done,
+                        size::human(j.progress.bytes_done)
+                    ),
+                    None => "audit: starting".to_string(),
+                };
                 if line != last {
                     eprintln!("{line}");
                     last = line;

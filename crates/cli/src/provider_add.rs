@@ -25,6 +25,14 @@ use serde::Serialize;
 use crate::config::{Kind, ProviderSetting, valid_provider_name};
 use crate::init::{config_path, quote};
 
+/// A price: a finite number ≥ 0.
+fn parse_price(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(p) if p.is_finite() && p >= 0.0 => Ok(p),
+        _ => Err(format!("{s:?} is not a price (a number ≥ 0, e.g. 0.01)")),
+    }
+}
+
 /// `archipel provider add`.
 #[derive(clap::Args, Debug)]
 pub(crate) struct ProviderAddArgs {
@@ -89,6 +97,9 @@ pub(crate) struct ProviderAddArgs {
     /// Where it is, as an ISO 3166 country code (for the jurisdiction rules).
     #[arg(long, value_name = "CODE")]
     jurisdiction: Option<String>,
+    /// What it charges per GB sent out, for the exit plan's egress cost (e.g. 0.01).
+    #[arg(long, value_name = "PRICE", value_parser = parse_price)]
+    egress_price_per_gb: Option<f64>,
     /// Its relative share of new shards [default: 1].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     weight: Option<u32>,
@@ -185,6 +196,7 @@ fn render_section(a: &ProviderAddArgs, cwd: &Path) -> String {
     let path = a.path.as_ref().map(|p| config_path(p, in_cwd, cwd));
     let path_style = a.path_style.map(|b| b.to_string());
     let weight = a.weight.map(|w| w.to_string());
+    let egress = a.egress_price_per_gb.map(|p| p.to_string());
     // (key, value, whether it is a TOML string)
     let keys = [
         ("path", &path, true),
@@ -202,6 +214,7 @@ fn render_section(a: &ProviderAddArgs, cwd: &Path) -> String {
         ("operator", &a.operator, true),
         ("jurisdiction", &a.jurisdiction, true),
         ("weight", &weight, false),
+        ("egress_price_per_gb", &egress, false),
     ];
     for (key, value, string) in keys {
         if let Some(v) = value {

@@ -121,13 +121,26 @@ pub(crate) fn render(s: &Status) -> String {
     if !s.last_audits.is_empty() {
         line("last audits:".to_string());
         for a in &s.last_audits {
+            let evidence = if a.population == 0 {
+                "no shard to check".to_string()
+            } else if a.exhaustive {
+                format!(
+                    "every shard checked, {:.3} % present",
+                    a.present_at_least * 100.0
+                )
+            } else {
+                format!(
+                    "{} of {} shards sampled, ≥ {:.3} % present (99 % confidence)",
+                    a.samples,
+                    a.population,
+                    a.present_at_least * 100.0
+                )
+            };
             line(format!(
-                "  {:12} {:12} {} — {} samples, ≥ {:.3} % present (99 % confidence)",
+                "  {:12} {:6} {} — {evidence}",
                 a.provider,
                 a.verdict,
                 fmt_time(a.finished_ms),
-                a.samples,
-                a.present_at_least * 100.0
             ));
         }
     }

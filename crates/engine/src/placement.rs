@@ -244,25 +244,54 @@ impl Policy {
                     .collect(),
             })
         } else {
-            Err(PlacementError::Impossible(format!(
-                "no {} providers satisfy at most {} per operator and at most {} per jurisdiction \
-                 ({} eligible providers, {} operators, {} jurisdictions)",
-                self.n(),
-                cap_text(self.rules.max_per_operator),
-                cap_text(self.rules.max_per_jurisdiction),
-                ranked.len(),
-                ranked
-                    .iter()
-                    .map(|p| &p.operator)
-                    .collect::<BTreeSet<_>>()
-                    .len(),
-                ranked
-                    .iter()
-                    .map(|p| &p.jurisdiction)
-                    .collect::<BTreeSet<_>>()
-                    .len(),
-            )))
+            Err(PlacementError::Impossible(self.why_impossible(&ranked)))
         }
+    }
+
+    /// Why no placement keeps the caps over `ranked` (the eligible providers): each cap with
+    /// how many shards its groups can take at most, e.g. `at most 2 per jurisdiction: the
+    /// jurisdictions can take 5 of the 6 shards (DE 1, FR 2, NL 2)`.
+    fn why_impossible(&self, ranked: &[&ProviderInfo]) -> String {
+        let mut clauses = Vec::new();
+        for (cap, what, plural, f) in [
+            (
+                self.rules.max_per_operator,
+                "operator",
+                "operators",
+                (|p: &ProviderInfo| p.operator.clone()) as fn(&ProviderInfo) -> String,
+            ),
+            (
+                self.rules.max_per_jurisdiction,
+                "jurisdiction",
+                "jurisdictions",
+                |p: &ProviderInfo| p.jurisdiction.clone(),
+            ),
+        ] {
+            let Some(cap) = cap else { continue };
+            let mut groups: BTreeMap<String, usize> = BTreeMap::new();
+            for p in ranked {
+                *groups.entry(f(p)).or_default() += 1;
+            }
+            let room: usize = groups.values().map(|n| (*n).min(cap)).sum();
+            let detail: Vec<String> = groups
+                .iter()
+                .map(|(g, n)| format!("{g} {}", (*n).min(cap)))
+                .collect();
+            clauses.push(format!(
+                "at most {cap} per {what}: the {plural} can take {room} of the {} shards ({})",
+                self.n(),
+                detail.join(", ")
+            ));
+        }
+        if clauses.is_empty() {
+            clauses.push("the rules".to_string());
+        }
+        format!(
+            "no {} of the {} eligible providers keep {}",
+            self.n(),
+            ranked.len(),
+            clauses.join("; and ")
+        )
     }
 
     /// A provider to take over shard `failed` of `current` (e.g. a PUT whose provider went down
@@ -469,10 +498,6 @@ impl Policy {
 }
 
 const SEARCH_BUDGET: u32 = 1_000_000;
-
-fn cap_text(cap: Option<usize>) -> String {
-    cap.map_or_else(|| "any".to_string(), |c| c.to_string())
-}
 
 /// Whether one more shard keeps a count within `cap`.
 fn within(cap: Option<usize>, count: Option<usize>) -> bool {

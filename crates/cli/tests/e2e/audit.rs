@@ -202,8 +202,12 @@ fn an_audit_finds_shards_deleted_behind_archipels_back_within_its_budget_and_fee
     assert!(list[0]["finished_ms"].as_i64() >= list[1]["finished_ms"].as_i64());
     let (ok, out, err) = cli(dir, &config, &["provider", "audits", "dav2"]);
     assert!(ok, "{out}\n{err}");
+    println!("{out}");
     assert!(out.contains("audit of dav2"), "{out}");
-    assert!(out.contains("(every shard checked)"), "{out}");
+    assert!(
+        out.contains("every shard checked: 100.000 % present"),
+        "{out}"
+    );
     assert!(out.contains("shards queued for repair"), "{out}");
 
     // Every object reads back intact.

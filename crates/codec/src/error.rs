@@ -24,6 +24,8 @@ pub enum Format {
     Manifest,
     /// A key file.
     KeyFile,
+    /// A share of a master key (`archipel-share-1 …`).
+    KeyShare,
 }
 
 impl std::fmt::Display for Format {
@@ -35,6 +37,7 @@ impl std::fmt::Display for Format {
             Format::ShardTrailer => "shard trailer",
             Format::Manifest => "manifest",
             Format::KeyFile => "key file",
+            Format::KeyShare => "key share",
         })
     }
 }

@@ -146,6 +146,12 @@ impl MasterKey {
         hkdf(&self.0, &[info])
     }
 
+    /// The key's 32 bytes — only for splitting it into shares (`crate::keyshare`); never
+    /// log or store them.
+    pub fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     /// The public identifier of this key.
     pub fn key_id(&self) -> KeyId {
         KeyId(self.derive(b"key-id"))

@@ -5,6 +5,7 @@
 //!   per-segment data keys; [`WrappedKey`] seals a data key under the master key.
 //! * [`SegmentEncoder`] / [`SegmentDecoder`]: stripes of plaintext → Reed–Solomon `k + m`
 //!   chunks → AES-256-GCM, and back from any `k` chunks, reporting missing and corrupt ones.
+//! * [`keyshare`]: shares of the master key (Shamir over GF(2^8)), as lines to write down.
 //! * Formats: [`VaultHeader`], [`ShardHeader`], [`ShardTrailer`], [`Manifest`], each versioned
 //!   and specified byte by byte in `docs/format.md`.
 //!
@@ -22,6 +23,7 @@ mod erasure;
 pub mod error;
 pub mod ids;
 pub mod keys;
+pub mod keyshare;
 pub mod manifest;
 pub mod params;
 pub mod shard;
@@ -34,6 +36,7 @@ pub mod wrap;
 pub use error::{CodecError, Format, Result};
 pub use ids::{KeyId, SegmentId, ShardIdx, VersionId};
 pub use keys::{DataKey, KdfParams, ManifestKey, MasterKey};
+pub use keyshare::KeyShare;
 pub use manifest::{Manifest, ManifestSegment, ShardPlacement};
 pub use params::{CodecParams, DEFAULT_STRIPE_SIZE, SegmentLayout};
 pub use shard::{ShardHeader, ShardIdentity, ShardTrailer};

@@ -115,7 +115,7 @@ pub(crate) enum Control {
 impl Control {
     /// The vault of `args`: through its gateway when one runs, else opened here.
     pub(crate) async fn open(args: &VaultArgs) -> anyhow::Result<Control> {
-        let settings = crate::serve::settings(args.config.as_ref(), args.data_dir.as_ref())?;
+        let settings = args.settings()?;
         if let Some(a) = Admin::find(&settings).await? {
             return Ok(Control::Remote(a));
         }
@@ -139,13 +139,12 @@ impl Control {
     pub(crate) fn root_key(&self, args: &VaultArgs) -> String {
         match self {
             Control::Local(v) => v.credentials().access_key.clone(),
-            Control::Remote(_) => {
-                crate::serve::settings(args.config.as_ref(), args.data_dir.as_ref())
-                    .ok()
-                    .and_then(|s| archipel_vault::secrets::credentials(&s).ok())
-                    .map(|c| c.access_key)
-                    .unwrap_or_default()
-            }
+            Control::Remote(_) => args
+                .settings()
+                .ok()
+                .and_then(|s| archipel_vault::secrets::credentials(&s).ok())
+                .map(|c| c.access_key)
+                .unwrap_or_default(),
         }
     }
 

@@ -401,6 +401,7 @@ fn resolve(
         None => KeySetting {
             file: None,
             passphrase: passphrase_from_env(),
+            shares: Vec::new(),
         },
         Some(k) => {
             if k.file.is_some() && k.passphrase.is_some() {
@@ -412,7 +413,11 @@ fn resolve(
                 None if file.is_none() => passphrase_from_env(),
                 None => None,
             };
-            KeySetting { file, passphrase }
+            KeySetting {
+                file,
+                passphrase,
+                shares: Vec::new(),
+            }
         }
     };
     let providers = resolve_providers(file.providers, text, shown, base)?;

@@ -26,6 +26,39 @@ pub(crate) enum KeyCmd {
     Delete(KeyDeleteArgs),
     /// Set what an access key may do in one bucket (replacing its previous grant there).
     Grant(KeyGrantArgs),
+    /// Split the vault's master key into shares, any THRESHOLD of which open the vault
+    /// (`--key-share`, `--key-share-file`, `--key-shares-stdin` on every command), so that no
+    /// single person needs to hold the key. The key file (or passphrase) keeps working until
+    /// you remove it.
+    Split(KeySplitArgs),
+    /// Combine key shares back into a key file (to stop using shares).
+    Combine(KeyCombineArgs),
+}
+
+/// `archipel key split`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct KeySplitArgs {
+    /// How many shares to make (2–255).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(2..))]
+    shares: u8,
+    /// How many of them open the vault (2 ≤ threshold ≤ shares).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(2..))]
+    threshold: u8,
+    /// Write each share to DIR/share-N.txt (mode 0600) instead of printing them.
+    #[arg(long, value_name = "DIR")]
+    out_dir: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    vault: VaultArgs,
+}
+
+/// `archipel key combine`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct KeyCombineArgs {
+    /// The key file to write (mode 0600); refused if it exists.
+    #[arg(long, value_name = "FILE")]
+    out: std::path::PathBuf,
+    #[command(flatten)]
+    vault: VaultArgs,
 }
 
 /// Which permissions, from flags.
@@ -223,6 +256,30 @@ pub(crate) async fn key(cmd: KeyCmd) -> anyhow::Result<()> {
             }
             Control::with(&a.vault, async |c: &Control| create(c, &a).await).await
         }
+        KeyCmd::Split(a) => split(&a),
+        KeyCmd::Combine(a) => {
+            let settings = a.vault.settings()?;
+            if settings.key.shares.is_empty() {
+                bail!(
+                    "give the shares to combine: --key-share-file FILE (once per share), --key-share or --key-shares-stdin"
+                );
+            }
+            let key = archipel_vault::secrets::load_key(&settings)?;
+            if a.out.exists() {
+                bail!("{} exists: choose another --out", a.out.display());
+            }
+            archipel_vault::secrets::write_file(
+                &a.out,
+                zeroize::Zeroizing::new(key.to_key_file()).as_bytes(),
+                true,
+            )?;
+            println!(
+                "wrote the master key (id {}) to {} (mode 0600): point `[key] file` at it, and keep it apart from the providers",
+                key.key_id(),
+                a.out.display()
+            );
+            Ok(())
+        }
         KeyCmd::List(a) => {
             Control::with(&a.vault, async |c: &Control| {
                 let keys = c.list_keys().await?;
@@ -329,6 +386,65 @@ async fn create(c: &Control, a: &KeyCreateArgs) -> anyhow::Result<()> {
     println!(
         "The secret is shown only this once: store it now. The vault keeps it sealed and \
          cannot show it again (if it is lost, delete the key and create another)."
+    );
+    Ok(())
+}
+
+/// Runs `archipel key split`.
+fn split(a: &KeySplitArgs) -> anyhow::Result<()> {
+    if a.threshold > a.shares {
+        bail!(
+            "--threshold {} is more than --shares {}: no set of shares could open the vault",
+            a.threshold,
+            a.shares
+        );
+    }
+    let settings = a.vault.settings()?;
+    let key = archipel_vault::secrets::load_key(&settings)?;
+    let shares = archipel_vault::secrets::split_key(&key, a.shares, a.threshold)?;
+    // Checked before anything is shown: the first `threshold` shares give the key back.
+    let parsed: Vec<archipel_codec::KeyShare> = shares
+        .iter()
+        .map(|s| archipel_codec::KeyShare::parse(s))
+        .collect::<Result<_, _>>()?;
+    let back = archipel_codec::keyshare::combine(&parsed[..usize::from(a.threshold)])?;
+    if back.key_id() != key.key_id() {
+        bail!("internal error: the shares do not give the key back; nothing was written");
+    }
+    let note = format!(
+        "# Archipel key share for vault key {} — any {} of {} open the vault.\n\
+         # Keep it apart from the other shares; anyone holding {} of them and the providers can read the vault.\n",
+        key.key_id(),
+        a.threshold,
+        a.shares,
+        a.threshold
+    );
+    match &a.out_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| anyhow!("cannot create {}: {e}", dir.display()))?;
+            for (i, s) in shares.iter().enumerate() {
+                let path = dir.join(format!("share-{}.txt", i + 1));
+                if path.exists() {
+                    bail!("{} exists: use an empty --out-dir", path.display());
+                }
+                let text = zeroize::Zeroizing::new(format!("{note}{}\n", s.as_str()));
+                archipel_vault::secrets::write_file(&path, text.as_bytes(), true)?;
+                println!("wrote {}", path.display());
+            }
+        }
+        None => {
+            print!("{note}");
+            for s in &shares {
+                println!("{}", s.as_str());
+            }
+        }
+    }
+    eprintln!(
+        "{} shares, any {} of which open the vault (checked). Give each to a different person; \
+         then start with `--key-share-file` (or `--key-shares-stdin`) and move the key file \
+         away from the gateway. `archipel key combine` makes a key file again.",
+        a.shares, a.threshold
     );
     Ok(())
 }

@@ -31,13 +31,97 @@ pub(crate) struct VaultArgs {
     /// The data directory [default: ./archipel-data, or `[server] data_dir`].
     #[arg(long, value_name = "DIR")]
     pub(crate) data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) shares: KeyShareArgs,
 }
 
 impl VaultArgs {
     /// Opens an existing vault (never creates one), without probing the providers.
     pub(crate) async fn open(&self) -> anyhow::Result<Vault> {
-        let settings = crate::serve::settings(self.config.as_ref(), self.data_dir.as_ref())?;
-        Ok(Vault::open_existing(&settings).await?)
+        Ok(Vault::open_existing(&self.settings()?).await?)
+    }
+
+    /// The settings of `--config` (or zero configuration), with the command line's overrides
+    /// and key shares.
+    pub(crate) fn settings(&self) -> anyhow::Result<crate::config::Settings> {
+        let mut s = crate::serve::settings(self.config.as_ref(), self.data_dir.as_ref())?;
+        self.shares.apply(&mut s)?;
+        Ok(s)
+    }
+}
+
+/// Shares of the master key, instead of its key file or passphrase (`archipel key split`).
+#[derive(clap::Args, Clone, Default)]
+pub(crate) struct KeyShareArgs {
+    /// A share of the master key (`archipel key split`), instead of the key file or
+    /// passphrase; once per share. Other local users can read a command line: prefer
+    /// --key-share-file, or --key-shares-stdin.
+    #[arg(long = "key-share", value_name = "SHARE")]
+    share: Vec<String>,
+    /// A file with one key share (or several, one per line; other lines are ignored); once
+    /// per file.
+    #[arg(long = "key-share-file", value_name = "FILE")]
+    file: Vec<PathBuf>,
+    /// Read key shares from standard input, one per line, until an empty line or its end
+    /// (each custodian types or pastes theirs).
+    #[arg(long = "key-shares-stdin")]
+    stdin: bool,
+}
+
+impl std::fmt::Debug for KeyShareArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyShareArgs")
+            .field("share", &self.share.len())
+            .field("file", &self.file)
+            .field("stdin", &self.stdin)
+            .finish()
+    }
+}
+
+impl KeyShareArgs {
+    /// Puts the shares given into `settings.key.shares` (none given: nothing changes).
+    pub(crate) fn apply(&self, settings: &mut crate::config::Settings) -> anyhow::Result<()> {
+        use zeroize::Zeroizing;
+        let mut shares: Vec<Zeroizing<String>> = self
+            .share
+            .iter()
+            .map(|s| Zeroizing::new(s.clone()))
+            .collect();
+        let is_share = |l: &str| l.trim_start().starts_with(archipel_codec::keyshare::LABEL);
+        for f in &self.file {
+            let text = Zeroizing::new(
+                std::fs::read_to_string(f)
+                    .with_context(|| format!("cannot read the key share file {}", f.display()))?,
+            );
+            let before = shares.len();
+            shares.extend(
+                text.lines()
+                    .filter(|l| is_share(l))
+                    .map(|l| Zeroizing::new(l.trim().to_string())),
+            );
+            if shares.len() == before {
+                anyhow::bail!(
+                    "{} holds no key share (a line starting with `{}`)",
+                    f.display(),
+                    archipel_codec::keyshare::LABEL
+                );
+            }
+        }
+        if self.stdin {
+            use std::io::BufRead as _;
+            eprintln!("key shares, one per line (an empty line ends):");
+            for line in std::io::stdin().lock().lines() {
+                let line = Zeroizing::new(line.context("reading key shares from stdin")?);
+                if line.trim().is_empty() {
+                    break;
+                }
+                shares.push(Zeroizing::new(line.trim().to_string()));
+            }
+        }
+        if !shares.is_empty() {
+            settings.key.shares = shares;
+        }
+        Ok(())
     }
 }
 

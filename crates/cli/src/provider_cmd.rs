@@ -79,7 +79,7 @@ pub(crate) struct ProviderTestArgs {
 
 /// The settings the provider commands work from.
 fn settings(v: &VaultArgs) -> anyhow::Result<Settings> {
-    let s = crate::serve::settings(v.config.as_ref(), v.data_dir.as_ref())?;
+    let s = v.settings()?;
     if s.is_demo() && !s.data_dir.join("vault").is_file() {
         bail!(
             "no vault in {}: start one with `archipel serve` (or point to it with --data-dir / --config)",

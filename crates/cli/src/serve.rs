@@ -40,6 +40,8 @@ pub(crate) struct ServeArgs {
     /// [default: 127.0.0.1:9001, or `[server] admin_listen`].
     #[arg(long, value_name = "ADDR|off", value_parser = parse_listen)]
     admin_listen: Option<Listen>,
+    #[command(flatten)]
+    shares: crate::ops::KeyShareArgs,
 }
 
 fn parse_listen(s: &str) -> Result<Listen, String> {
@@ -163,6 +165,7 @@ pub(crate) fn banner(
     let key = match &vault.unlocked().origin {
         KeyOrigin::File(p) => format!("key file {}", p.display()),
         KeyOrigin::Passphrase => "passphrase".into(),
+        KeyOrigin::Shares(n) => format!("{n} key shares"),
     };
     line(format!(
         "vault: {} in {} ({}{})",
@@ -277,6 +280,7 @@ const UPLOAD_EXPIRY_EVERY: Duration = Duration::from_secs(24 * 3600);
 /// Runs `archipel serve`.
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut settings = settings(args.config.as_ref(), args.data_dir.as_ref())?;
+    args.shares.apply(&mut settings)?;
     settings.override_with(args.listen, args.admin_listen);
     if settings.is_demo() {
         tracing::info!(

@@ -20,7 +20,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use archipel_codec::{CodecError, KdfParams, KeySource, MasterKey, VaultHeader};
+use archipel_codec::{CodecError, KdfParams, KeyShare, KeySource, MasterKey, VaultHeader};
 use archipel_meta::{CheckpointName, MetaStore};
 use serde::Deserialize;
 use zeroize::Zeroizing;
@@ -147,6 +147,8 @@ pub enum KeyOrigin {
     File(PathBuf),
     /// Argon2id over a passphrase.
     Passphrase,
+    /// Shares of the key (`archipel key split`): how many were combined.
+    Shares(usize),
 }
 
 /// The unlocked vault.
@@ -259,11 +261,77 @@ pub async fn unlock(settings: &VaultSpec, meta: &dyn MetaStore) -> Result<Unlock
     Ok(unlocked)
 }
 
+/// The master key from the shares in `settings` (each named by its place and index when it
+/// is wrong), checked against `header`.
+fn key_from_shares(settings: &VaultSpec, header: &VaultHeader) -> Result<MasterKey> {
+    let mut shares = Vec::with_capacity(settings.key.shares.len());
+    for (i, text) in settings.key.shares.iter().enumerate() {
+        let s = KeyShare::parse(text)
+            .map_err(|e| VaultError::Key(format!("key share #{} is not valid: {e}", i + 1)))?;
+        shares.push(s);
+    }
+    let key = archipel_codec::keyshare::combine(&shares)
+        .map_err(|e| VaultError::Key(format!("the key shares do not open the vault: {e}")))?;
+    header.check_key(key).map_err(|e| {
+        wrong_key(
+            e,
+            &format!("the key combined from {} shares", shares.len()),
+            header,
+        )
+    })
+}
+
+/// Splits `key` into `shares` shares of which any `threshold` give it back; each a line to
+/// write down ([`KeyShare::to_text`]).
+pub fn split_key(key: &MasterKey, shares: u8, threshold: u8) -> Result<Vec<Zeroizing<String>>> {
+    if threshold < 2 || threshold > shares {
+        return Err(VaultError::Invalid(format!(
+            "a threshold of {threshold} with {shares} shares: give 2 ≤ threshold ≤ shares ≤ 255"
+        )));
+    }
+    let split_id = random::<4>()?;
+    blahaj::Sharks(threshold)
+        .dealer(key.expose())
+        .take(usize::from(shares))
+        .map(|point| {
+            let raw = Zeroizing::new(Vec::from(&point));
+            let value: [u8; 32] = raw
+                .get(1..33)
+                .and_then(|v| v.try_into().ok())
+                .ok_or_else(|| VaultError::Internal("a key share of the wrong size".into()))?;
+            let share = KeyShare::from_point(key, threshold, split_id, raw[0], value)?;
+            Ok(share.to_text()?)
+        })
+        .collect()
+}
+
+/// The master key of the vault in `settings.data_dir` (from its key file, passphrase or key
+/// shares), checked against the vault header kept there; no metadata store is opened.
+pub fn load_key(settings: &VaultSpec) -> Result<MasterKey> {
+    let header_path = settings.data_dir.join("vault");
+    let header = read_local_header(&header_path)?.ok_or_else(|| {
+        VaultError::Key(format!(
+            "no vault header at {} (is this the data directory of a vault?)",
+            header_path.display()
+        ))
+    })?;
+    Ok(open_existing(settings, header, &settings.data_dir.join("key"))?.key)
+}
+
 fn open_existing(
     settings: &VaultSpec,
     header: VaultHeader,
     default_key_path: &Path,
 ) -> Result<Unlocked> {
+    if !settings.key.shares.is_empty() {
+        let key = key_from_shares(settings, &header)?;
+        return Ok(Unlocked {
+            key,
+            header,
+            origin: KeyOrigin::Shares(settings.key.shares.len()),
+            created: false,
+        });
+    }
     match header.source {
         KeySource::KeyFile => {
             if settings.key.passphrase.is_some() {
@@ -277,7 +345,7 @@ fn open_existing(
             if !path.exists() {
                 return Err(VaultError::Key(format!(
                     "vault {} needs its key file, and {} does not exist (restore it from your backup, \
-                     or set [key] file)",
+                     set [key] file, or give key shares: --key-share-file)",
                     hex(&header.vault_id),
                     path.display()
                 )));
@@ -301,7 +369,7 @@ fn open_existing(
                 .or_else(crate::spec::passphrase_from_env);
             let Some(pass) = &pass else {
                 return Err(VaultError::Key(format!(
-                    "vault {} is protected by a passphrase: set ARCHIPEL_PASSPHRASE (or [key] passphrase)",
+                    "vault {} is protected by a passphrase: set ARCHIPEL_PASSPHRASE (or [key] passphrase), or give key shares (--key-share-file)",
                     hex(&header.vault_id)
                 )));
             };
@@ -319,6 +387,12 @@ fn open_existing(
 }
 
 fn create(settings: &VaultSpec, default_key_path: &Path) -> Result<Unlocked> {
+    if !settings.key.shares.is_empty() {
+        return Err(VaultError::Key(format!(
+            "key shares open an existing vault, and {} holds none: create the vault with a key              file or passphrase, then split its key (`archipel key split`)",
+            settings.data_dir.display()
+        )));
+    }
     let vault_id = random::<16>()?;
     if let (None, Some(pass)) = (&settings.key.file, &settings.key.passphrase) {
         if pass.chars().count() < 12 {

@@ -70,6 +70,9 @@ pub struct KeySpec {
     pub file: Option<PathBuf>,
     /// The passphrase (from the file or `ARCHIPEL_PASSPHRASE`).
     pub passphrase: Option<Zeroizing<String>>,
+    /// Shares of the master key (`archipel key split`), as typed: when given, they open the
+    /// vault instead of the key file or passphrase.
+    pub shares: Vec<Zeroizing<String>>,
 }
 
 impl fmt::Debug for KeySpec {
@@ -77,6 +80,7 @@ impl fmt::Debug for KeySpec {
         f.debug_struct("KeySpec")
             .field("file", &self.file)
             .field("passphrase", &self.passphrase.as_ref().map(|_| "…"))
+            .field("shares", &self.shares.len())
             .finish()
     }
 }

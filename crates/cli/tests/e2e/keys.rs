@@ -152,3 +152,127 @@ fn a_read_only_key_from_the_cli_can_get_but_not_put_until_granted_write() {
     let list = json(&op_ok(&data, &["key", "list", "--json"]));
     assert_eq!(list[0]["grants"], json("[]"), "{list}");
 }
+
+/// `archipel key split` → any 3 of 5 shares open the vault (the key file gone), 2 do not, a
+/// mistyped share is named; the gateway serves from shares; `key combine` gives the key back.
+#[test]
+fn any_three_of_five_key_shares_open_the_vault_two_do_not_and_a_typo_is_named() {
+    let Some(aws) = archipel_testkit::require_tool("aws", "the key share test") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let data = tmp.path().join("data");
+    let server = Server::start(&data);
+    let root = server.aws_root(&aws, &work);
+    root.ok(&["s3", "mb", "s3://vaulted"]);
+    std::fs::write(work.join("doc.txt"), b"only with three custodians\n").unwrap();
+    root.ok(&["s3", "cp", "doc.txt", "s3://vaulted/doc.txt"]);
+    server.stop();
+
+    let shares_dir = tmp.path().join("shares");
+    let out = op_ok(
+        &data,
+        &[
+            "key",
+            "split",
+            "--shares",
+            "5",
+            "--threshold",
+            "3",
+            "--out-dir",
+            shares_dir.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.matches("wrote ").count(), 5, "{out}");
+    let share = |i: usize| shares_dir.join(format!("share-{i}.txt"));
+    for i in 1..=5 {
+        let meta = std::fs::metadata(share(i)).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
+    // The key file leaves the machine.
+    let key = std::fs::read_to_string(data.join("key")).unwrap();
+    std::fs::remove_file(data.join("key")).unwrap();
+    let (ok, _, err) = op(&data, &["bucket", "list"]);
+    assert!(!ok && err.contains("key shares"), "{err}");
+
+    let with = |ids: &[usize]| -> Vec<String> {
+        let mut args = Vec::new();
+        for i in ids {
+            args.push("--key-share-file".to_string());
+            args.push(share(*i).display().to_string());
+        }
+        args
+    };
+    // Every set of three gives the key back, exactly.
+    for (n, set) in [[1, 2, 3], [1, 3, 5], [2, 4, 5], [3, 4, 5]]
+        .iter()
+        .enumerate()
+    {
+        let out_key = tmp.path().join(format!("key-{n}"));
+        let mut args = vec!["key".to_string(), "combine".into(), "--out".into()];
+        args.push(out_key.display().to_string());
+        args.extend(with(set));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        op_ok(&data, &args);
+        assert_eq!(
+            std::fs::read_to_string(&out_key).unwrap().lines().last(),
+            key.lines().last(),
+            "shares {set:?}"
+        );
+    }
+    // Two do not.
+    let mut args = vec!["bucket".to_string(), "list".into()];
+    args.extend(with(&[2, 5]));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, _, err) = op(&data, &args);
+    assert!(
+        !ok && err.contains("2 key shares given; this split needs 3"),
+        "{err}"
+    );
+    // A mistyped share is named.
+    let text = std::fs::read_to_string(share(4)).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("archipel-share-1"))
+        .unwrap();
+    let at = line.rfind('-').unwrap() + 1;
+    let mut typo = line.as_bytes().to_vec();
+    typo[at] = if typo[at] == b'7' { b'8' } else { b'7' };
+    let typo = String::from_utf8(typo).unwrap();
+    let mut args = vec!["bucket".to_string(), "list".into()];
+    args.extend(with(&[1, 2]));
+    args.push("--key-share".into());
+    args.push(typo);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, _, err) = op(&data, &args);
+    assert!(
+        !ok && err.contains("key share #1")
+            && err.contains("key share 4")
+            && err.contains("mistyped"),
+        "{err}"
+    );
+
+    // The gateway starts from three shares and serves what was written before the split.
+    let port = archipel_testkit::free_port();
+    let mut args = vec![
+        "--data-dir".to_string(),
+        data.display().to_string(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}"),
+        "--admin-listen".into(),
+        "off".into(),
+    ];
+    args.extend(with(&[5, 1, 3]));
+    let server = Server::start_with(&args, tmp.path(), port);
+    assert!(server.banner.contains("3 key shares"), "{}", server.banner);
+    let root = server.aws_root(&aws, &work);
+    root.ok(&["s3", "cp", "s3://vaulted/doc.txt", "back.txt"]);
+    assert_eq!(
+        std::fs::read(work.join("back.txt")).unwrap(),
+        b"only with three custodians\n"
+    );
+    server.stop();
+}

@@ -57,23 +57,23 @@ pub(crate) struct KeyShareArgs {
     /// passphrase; once per share. Other local users can read a command line: prefer
     /// --key-share-file, or --key-shares-stdin.
     #[arg(long = "key-share", value_name = "SHARE")]
-    share: Vec<String>,
+    key_share: Vec<String>,
     /// A file with one key share (or several, one per line; other lines are ignored); once
     /// per file.
     #[arg(long = "key-share-file", value_name = "FILE")]
-    file: Vec<PathBuf>,
+    key_share_file: Vec<PathBuf>,
     /// Read key shares from standard input, one per line, until an empty line or its end
     /// (each custodian types or pastes theirs).
     #[arg(long = "key-shares-stdin")]
-    stdin: bool,
+    key_shares_stdin: bool,
 }
 
 impl std::fmt::Debug for KeyShareArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyShareArgs")
-            .field("share", &self.share.len())
-            .field("file", &self.file)
-            .field("stdin", &self.stdin)
+            .field("key_share", &self.key_share.len())
+            .field("key_share_file", &self.key_share_file)
+            .field("key_shares_stdin", &self.key_shares_stdin)
             .finish()
     }
 }
@@ -83,12 +83,12 @@ impl KeyShareArgs {
     pub(crate) fn apply(&self, settings: &mut crate::config::Settings) -> anyhow::Result<()> {
         use zeroize::Zeroizing;
         let mut shares: Vec<Zeroizing<String>> = self
-            .share
+            .key_share
             .iter()
             .map(|s| Zeroizing::new(s.clone()))
             .collect();
         let is_share = |l: &str| l.trim_start().starts_with(archipel_codec::keyshare::LABEL);
-        for f in &self.file {
+        for f in &self.key_share_file {
             let text = Zeroizing::new(
                 std::fs::read_to_string(f)
                     .with_context(|| format!("cannot read the key share file {}", f.display()))?,
@@ -107,7 +107,7 @@ impl KeyShareArgs {
                 );
             }
         }
-        if self.stdin {
+        if self.key_shares_stdin {
             use std::io::BufRead as _;
             eprintln!("key shares, one per line (an empty line ends):");
             for line in std::io::stdin().lock().lines() {

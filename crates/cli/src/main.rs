@@ -28,6 +28,7 @@ mod ops;
 mod progress;
 mod provider_add;
 mod provider_cmd;
+mod recover_cmd;
 mod serve;
 mod size;
 mod status;
@@ -93,6 +94,10 @@ enum Command {
     /// Runs the real codec (AES-256-GCM + Reed–Solomon, the same bytes providers will store);
     /// nothing touches the network or the disk.
     Demo(demo::DemoArgs),
+    /// Rebuild the vault's metadata from its providers and the key alone, into an empty data
+    /// directory (or database); `--check` is a drill into a scratch directory that compares
+    /// the result with the live store.
+    Recover(recover_cmd::RecoverArgs),
 }
 
 /// Logs to standard error, filtered by `RUST_LOG` (default `default`). Whatever `RUST_LOG`
@@ -154,6 +159,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Put(args) => rt.block_on(ops::put(args)),
                 Command::Get(args) => rt.block_on(ops::get(args)),
                 Command::Rm(args) => rt.block_on(ops::rm(args)),
+                Command::Recover(args) => rt.block_on(recover_cmd::run(args)),
                 Command::Demo(_) | Command::Init(_) | Command::Serve(_) => Ok(()),
             }
         }

@@ -39,6 +39,7 @@ mod engine;
 pub mod error;
 mod gc;
 pub mod health;
+mod journal;
 mod multipart;
 mod object;
 pub mod placement;
@@ -57,6 +58,9 @@ pub use drain::{BucketCensus, Census, Held, MoveReport, rules_text};
 pub use engine::{Engine, EngineOptions, OpenObject, ProviderSlot};
 pub use error::{EngineError, Result};
 pub use gc::{GcReport, JobHandle, OrphanReport};
+pub use journal::{
+    JOURNAL_PREFIX, JournalRead, JournalSegmentRead, Readability, ShardCensus, VAULT_HEADER_BLOB,
+};
 pub use multipart::{MAX_PART_NUMBER, PartOutcome};
 pub use object::{
     Body, BodyCheck, ByteRange, GetOutput, LateHeaders, ObjectInfo, PutOptions, PutOutcome,

@@ -8,6 +8,8 @@
 //!   ([`SqlMetaStore::connect_postgres`]), through one code path and one schema
 //!   (docs/decisions/0004-metadata-engine.md).
 //! * [`MetaError`]: every failure, with [`MetaError::is_retryable`].
+//! * [`journal`]: every durable mutation as a record, written to the providers through a
+//!   [`JournalSink`] by the [`Journaled`] decorator, and replayed by [`journal::apply`].
 //!
 //! # Architecture invariants
 //!
@@ -19,12 +21,14 @@
 
 mod encode;
 pub mod error;
+pub mod journal;
 mod list;
 mod sql;
 pub mod store;
 pub mod types;
 
 pub use error::{MetaError, Result};
+pub use journal::{JournalSink, Journaled};
 pub use sql::{EmbeddedOptions, PostgresOptions, SqlMetaStore};
 pub use store::{MetaStore, MetaStoreExt};
 pub use types::*;

@@ -23,7 +23,7 @@
 use std::time::Instant;
 
 use archipel_engine::{AuditOutcome, ProviderState, present_lower_bound, samples_needed};
-use archipel_meta::{CheckpointName, MetaStore, UnixMillis};
+use archipel_meta::{CheckpointName, UnixMillis};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 

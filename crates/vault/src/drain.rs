@@ -33,7 +33,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use archipel_engine::{Census, Held, ProviderState};
-use archipel_meta::{ListQuery, MetaStore, ProviderName};
+use archipel_meta::{ListQuery, ProviderName};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 

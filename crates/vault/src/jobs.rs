@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use archipel_meta::{CheckpointName, ListQuery, MetaStore, UnixMillis};
+use archipel_meta::{CheckpointName, ListQuery, UnixMillis};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, VaultError};

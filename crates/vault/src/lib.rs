@@ -23,6 +23,8 @@
 //! * [`buckets`]: buckets with their policies and settings.
 //! * [`keys`]: S3 access keys and their grants.
 //! * [`status`]: providers, inventory, redundancy and placement.
+//! * [`recover`]: rebuilding the metadata store from the journal on the providers, and the
+//!   recovery drill that compares the result with the live store.
 //! * [`provider_test`]: reachability, permissions, latency and throughput of a provider.
 //!
 //! # Architecture invariants
@@ -42,6 +44,7 @@ pub mod jobs;
 pub mod keys;
 pub mod open;
 pub mod provider_test;
+pub mod recover;
 pub mod registry;
 pub mod secrets;
 pub mod services;
@@ -57,6 +60,7 @@ pub use jobs::{JobKind, JobParams, JobRecord, JobState};
 pub use keys::{CreatedKey, GrantView, KeyView, Perms};
 pub use open::{DEFAULT_POLICY_CHECKPOINT, Vault, open_meta};
 pub use provider_test::{ProviderTest, test_provider};
+pub use recover::{CheckReport, RecoverReport};
 pub use registry::{AddedProvider, NewProvider, RegistryEntry};
 pub use secrets::{Credentials, CredentialsOrigin, KeyOrigin, Unlocked};
 pub use spec::{

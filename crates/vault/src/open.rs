@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use archipel_engine::{Engine, EngineOptions, Policy};
 use archipel_meta::{
-    CheckpointName, EmbeddedOptions, MetaError, MetaStore, PostgresOptions, SqlMetaStore,
+    CheckpointName, EmbeddedOptions, Journaled, MetaError, MetaStore, PostgresOptions, SqlMetaStore,
 };
 
 use crate::error::{Result, VaultError};
@@ -21,7 +21,12 @@ pub const DEFAULT_POLICY_CHECKPOINT: &str = "default-policy";
 
 pub(crate) struct Inner {
     pub(crate) engine: Engine,
-    pub(crate) meta: SqlMetaStore,
+    /// The metadata store, journaled: what every mutation goes through.
+    pub(crate) meta: Arc<dyn MetaStore>,
+    /// The journal over `sql`.
+    pub(crate) journal: Arc<Journaled>,
+    /// The SQL store itself (to close it).
+    pub(crate) sql: SqlMetaStore,
     pub(crate) unlocked: Unlocked,
     pub(crate) credentials: Credentials,
     pub(crate) default_policy: Policy,
@@ -153,6 +158,61 @@ async fn check_readable(
     Ok(())
 }
 
+/// The checkpoint with the last journal run begun on this store.
+pub const JOURNAL_RUN_CHECKPOINT: &str = "journal:run";
+/// Present once everything the store held before its journal existed has been journaled.
+pub const JOURNAL_BASELINE_CHECKPOINT: &str = "journal:baseline";
+
+/// Raises and returns the journal run: every open of the vault writes its own run, after
+/// every earlier one.
+async fn next_journal_run(meta: &SqlMetaStore) -> Result<u64> {
+    let name = checkpoint(JOURNAL_RUN_CHECKPOINT)?;
+    let last = match meta.get_checkpoint(&name).await? {
+        Some(b) => <[u8; 8]>::try_from(b.as_slice())
+            .map(u64::from_le_bytes)
+            .map_err(|_| VaultError::Invalid(format!("{JOURNAL_RUN_CHECKPOINT}: not 8 bytes")))?,
+        None => 0,
+    };
+    let run = last + 1;
+    meta.put_checkpoint(&name, &run.to_le_bytes()).await?;
+    Ok(run)
+}
+
+/// What a gateway does once it serves: the vault header to every provider, the small state
+/// (providers, buckets, keys, grants) to the journal — the registry rows written from the
+/// configuration at open are not journaled by themselves — and, once, everything a store
+/// written before its journal existed holds.
+async fn journal_at_start(engine: Engine, journal: Arc<Journaled>, header: Vec<u8>) {
+    for e in engine.publish_vault_header(&header).await {
+        tracing::warn!("the vault header could not be written to {e} (retried at next start)");
+    }
+    let Ok(baseline) = checkpoint(JOURNAL_BASELINE_CHECKPOINT) else {
+        return;
+    };
+    let objects = match journal.get_checkpoint(&baseline).await {
+        Ok(b) => b.is_none(),
+        Err(e) => {
+            tracing::warn!("journal baseline: {e}");
+            return;
+        }
+    };
+    match journal.journal_state(objects).await {
+        Ok(n) => {
+            if objects {
+                tracing::info!(
+                    "journaled the metadata the store held before its journal: {n} records"
+                );
+                if let Err(e) = journal.put_checkpoint(&baseline, b"1").await {
+                    tracing::warn!("journal baseline: {e}");
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!("journaling the metadata at start failed (retried at next start): {e}")
+        }
+    }
+}
+
 impl Inner {
     /// The metadata store as the engine sees it.
     pub(crate) fn meta_dyn(&self) -> &dyn MetaStore {
@@ -204,7 +264,9 @@ impl Vault {
         for (b, g) in providers.iter_mut().zip(generations) {
             b.generation = g;
         }
-        let dyn_meta: Arc<dyn MetaStore> = Arc::new(meta.clone());
+        let run = next_journal_run(&meta).await?;
+        let journal = Arc::new(Journaled::new(Arc::new(meta.clone()), run));
+        let dyn_meta: Arc<dyn MetaStore> = journal.clone();
         let engine = Engine::new(
             unlocked.key.clone(),
             dyn_meta,
@@ -215,6 +277,7 @@ impl Vault {
                 ..EngineOptions::default()
             },
         )?;
+        journal.set_sink(engine.journal_sink());
         // What the start-up probe saw seeds the engine's view of each provider, so a provider
         // that is already slow is avoided from the first read (a probe is a put, a get and a
         // delete).
@@ -237,12 +300,14 @@ impl Vault {
         migrate_bucket_settings(&engine).await?;
         let default_policy = match &spec.policy {
             Some(p) => {
-                meta.put_checkpoint(&checkpoint(DEFAULT_POLICY_CHECKPOINT)?, &p.encode())
+                journal
+                    .put_checkpoint(&checkpoint(DEFAULT_POLICY_CHECKPOINT)?, &p.encode())
                     .await?;
                 p.clone()
             }
             None => {
-                meta.delete_checkpoint(&checkpoint(DEFAULT_POLICY_CHECKPOINT)?)
+                journal
+                    .delete_checkpoint(&checkpoint(DEFAULT_POLICY_CHECKPOINT)?)
                     .await?;
                 engine.default_policy().map_err(|e| {
                     VaultError::Invalid(format!(
@@ -251,10 +316,19 @@ impl Vault {
                 })?
             }
         };
+        if check {
+            tokio::spawn(journal_at_start(
+                engine.clone(),
+                journal.clone(),
+                unlocked.header.encode(),
+            ));
+        }
         Ok(Vault {
             inner: Arc::new(Inner {
                 engine,
-                meta,
+                meta: journal.clone(),
+                journal,
+                sql: meta,
                 unlocked,
                 credentials,
                 default_policy,
@@ -273,9 +347,15 @@ impl Vault {
         &self.inner.engine
     }
 
-    /// The metadata store.
-    pub fn meta(&self) -> &SqlMetaStore {
-        &self.inner.meta
+    /// The metadata store (journaled: every mutation through it is on the providers before
+    /// it returns).
+    pub fn meta(&self) -> &dyn MetaStore {
+        self.inner.meta.as_ref()
+    }
+
+    /// The metadata journal.
+    pub fn journal(&self) -> &Journaled {
+        &self.inner.journal
     }
 
     /// The key and the vault header.
@@ -369,8 +449,9 @@ impl Vault {
         &self.inner.jobs
     }
 
-    /// Closes the metadata store (after its queued writes).
+    /// Closes the metadata store (after its queued writes and journal records).
     pub async fn close(self) {
-        self.inner.meta.close().await;
+        self.inner.journal.close().await;
+        self.inner.sql.close().await;
     }
 }

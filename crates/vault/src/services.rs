@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use archipel_meta::{CheckpointName, MetaStore, UnixMillis};
+use archipel_meta::{CheckpointName, UnixMillis};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 

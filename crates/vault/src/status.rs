@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use archipel_codec::Manifest;
-use archipel_meta::{ListQuery, MetaStore};
+use archipel_meta::ListQuery;
 use archipel_provider::{Provider, ProviderExt};
 use serde::{Deserialize, Serialize};
 

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use archipel_engine::{Body, PutOptions};
-use archipel_meta::{CheckpointName, MetaStore};
+use archipel_meta::CheckpointName;
 use archipel_vault::{JobKind, JobParams, JobState, ProviderSpec, Vault, VaultSpec};
 use bytes::Bytes;
 
@@ -103,7 +103,7 @@ async fn bucket_settings_of_older_builds_move_into_the_bucket_record() {
         .create_bucket("site", "root", None)
         .await
         .unwrap();
-    let meta = v.meta().clone();
+    let meta = v.meta();
     let cp = |n: &str| CheckpointName::new(n).unwrap();
     meta.put_checkpoint(
         &cp("bucket-cors/site"),
@@ -117,7 +117,7 @@ async fn bucket_settings_of_older_builds_move_into_the_bucket_record() {
     meta.put_checkpoint(&cp("bucket-public/gone"), b"read")
         .await
         .unwrap();
-    drop(meta);
+
     v.close().await;
 
     let v = Vault::open(&s, false).await.unwrap();

@@ -10,6 +10,7 @@
 
 mod cases;
 mod crash;
+mod journal;
 mod model;
 mod race;
 

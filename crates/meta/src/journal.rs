@@ -692,6 +692,22 @@ impl Journaled {
         self.durable(waits).await
     }
 
+    /// Journals `name` as the store now holds it (after a change of its policy or settings).
+    async fn journal_bucket(
+        &self,
+        guard: tokio::sync::MutexGuard<'_, ()>,
+        name: &BucketName,
+    ) -> Result<()> {
+        let records: Vec<Record> = self
+            .inner
+            .get_bucket(name)
+            .await?
+            .map(Record::BucketPut)
+            .into_iter()
+            .collect();
+        self.journal(guard, &records).await
+    }
+
     /// Journals the state the store holds now (providers, buckets, access keys and grants,
     /// journaled checkpoints and, with `objects`, every current object version and every
     /// upload in progress with its parts): what a vault written before its journal existed
@@ -907,26 +923,12 @@ impl MetaStore for Journaled {
     async fn set_bucket_policy(&self, name: &BucketName, policy: &[u8]) -> Result<()> {
         let g = self.lock(&[name.as_str()]).await;
         self.inner.set_bucket_policy(name, policy).await?;
-        let records: Vec<Record> = self
-            .inner
-            .get_bucket(name)
-            .await?
-            .map(Record::BucketPut)
-            .into_iter()
-            .collect();
-        self.journal(g, &records).await
+        self.journal_bucket(g, name).await
     }
     async fn set_bucket_settings(&self, name: &BucketName, settings: &[u8]) -> Result<()> {
         let g = self.lock(&[name.as_str()]).await;
         self.inner.set_bucket_settings(name, settings).await?;
-        let records: Vec<Record> = self
-            .inner
-            .get_bucket(name)
-            .await?
-            .map(Record::BucketPut)
-            .into_iter()
-            .collect();
-        self.journal(g, &records).await
+        self.journal_bucket(g, name).await
     }
     async fn delete_bucket(&self, name: &BucketName) -> Result<()> {
         let g = self.lock(&[name.as_str()]).await;

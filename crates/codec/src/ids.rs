@@ -20,6 +20,17 @@ macro_rules! id16 {
             pub fn to_hex(&self) -> String {
                 hex(&self.0)
             }
+            /// Parses 32 hex digits ([`Self::to_hex`]'s form); `None` for anything else.
+            pub fn from_hex(text: &str) -> Option<Self> {
+                if text.len() != 32 {
+                    return None;
+                }
+                let mut id = [0u8; 16];
+                for (i, b) in id.iter_mut().enumerate() {
+                    *b = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+                }
+                Some($name(id))
+            }
         }
 
         impl fmt::Display for $name {

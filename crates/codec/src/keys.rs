@@ -142,7 +142,7 @@ impl MasterKey {
         )
     }
 
-    fn derive<const N: usize>(&self, info: &[u8]) -> [u8; N] {
+    pub(crate) fn derive<const N: usize>(&self, info: &[u8]) -> [u8; N] {
         hkdf(&self.0, &[info])
     }
 

@@ -25,6 +25,7 @@ pub mod ids;
 pub mod keys;
 pub mod keyshare;
 pub mod manifest;
+pub mod names;
 pub mod params;
 pub mod shard;
 pub mod stripe;
@@ -38,6 +39,7 @@ pub use ids::{KeyId, SegmentId, ShardIdx, VersionId};
 pub use keys::{DataKey, KdfParams, ManifestKey, MasterKey};
 pub use keyshare::KeyShare;
 pub use manifest::{Manifest, ManifestSegment, ShardPlacement};
+pub use names::{MetaBlob, MetaNamer};
 pub use params::{CodecParams, DEFAULT_STRIPE_SIZE, SegmentLayout};
 pub use shard::{ShardHeader, ShardIdentity, ShardTrailer};
 pub use stripe::{

@@ -502,6 +502,58 @@ fn encode_header(out: &mut Vec<u8>, run: u64, number: u64, count: u32) {
     out.extend_from_slice(&count.to_le_bytes());
 }
 
+const SEAL_FORMAT: u8 = 1;
+
+/// The seal of a snapshot (its part 0, written once every other part is durable): the
+/// journal position it was taken at and what it holds. A snapshot's other parts are
+/// [`Segment`]s whose run and number are the position's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SnapshotSeal {
+    /// The run of the position.
+    pub run: u64,
+    /// The segment number of the position: the snapshot holds the state of every record of
+    /// the segments before (`run`, `number`).
+    pub number: u64,
+    /// Its parts, numbered from 1.
+    pub parts: u32,
+    /// The records in them.
+    pub records: u64,
+    /// When it was taken, Unix milliseconds.
+    pub taken_ms: i64,
+}
+
+impl SnapshotSeal {
+    /// `format u8 ‖ run u64 ‖ number u64 ‖ parts u32 ‖ records u64 ‖ taken_ms i64`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Out(Vec::with_capacity(37));
+        out.u8(SEAL_FORMAT)
+            .u64(self.run)
+            .u64(self.number)
+            .u32(self.parts)
+            .u64(self.records)
+            .i64(self.taken_ms);
+        out.0
+    }
+
+    /// Decodes [`SnapshotSeal::encode`]'s bytes; every malformation is an error.
+    pub fn decode(bytes: &[u8]) -> Result<SnapshotSeal> {
+        let mut i = In { rest: bytes };
+        let format = i.u8("seal format")?;
+        if format != SEAL_FORMAT {
+            return Err(bad(format!("unknown snapshot seal format {format}")));
+        }
+        let seal = SnapshotSeal {
+            run: i.u64("run")?,
+            number: i.u64("number")?,
+            parts: i.u32("parts")?,
+            records: i.u64("records")?,
+            taken_ms: i.i64("taken")?,
+        };
+        i.end("seal")?;
+        Ok(seal)
+    }
+}
+
 // ---- the sink and the decorator ----
 
 /// Where journal segments go: the engine writes each one to the providers, erasure-coded and
@@ -516,6 +568,18 @@ pub trait JournalSink: Send + Sync {
         number: u64,
         payload: Vec<u8>,
     ) -> std::result::Result<(), String>;
+
+    /// Makes part `part` of the snapshot taken at journal position `at` durable: a
+    /// [`Segment`] of state records (parts from 1), or the [`SnapshotSeal`] (part 0, last).
+    async fn write_snapshot_part(
+        &self,
+        at: (u64, u64),
+        part: u32,
+        payload: Vec<u8>,
+    ) -> std::result::Result<(), String> {
+        let _ = (at, part, payload);
+        Err("this journal sink takes no snapshots".into())
+    }
 }
 
 struct Pending {
@@ -528,6 +592,8 @@ struct Shared {
     failing: Mutex<Option<String>>,
     /// Segments written so far.
     written: std::sync::atomic::AtomicU64,
+    /// The number of the first segment not yet durable (the one being written, or the next).
+    next: std::sync::atomic::AtomicU64,
 }
 
 /// A [`MetaStore`] whose every durable mutation is also journaled through a [`JournalSink`]
@@ -567,6 +633,7 @@ impl Journaled {
         let shared = Arc::new(Shared {
             failing: Mutex::new(None),
             written: std::sync::atomic::AtomicU64::new(0),
+            next: std::sync::atomic::AtomicU64::new(0),
         });
         let flusher = tokio::spawn(flush(rx, sink_rx, shared.clone(), run));
         Journaled {
@@ -595,6 +662,94 @@ impl Journaled {
         self.shared
             .written
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The journal position now: this run and the number of the first segment not yet
+    /// durable. Every segment before it holds only records of mutations the store committed
+    /// before this call.
+    pub fn position(&self) -> (u64, u64) {
+        (
+            self.run,
+            self.shared.next.load(std::sync::atomic::Ordering::SeqCst),
+        )
+    }
+
+    /// Takes a snapshot: the state the store holds (as [`Journaled::journal_state`] with
+    /// objects would journal it) written through the sink as parts of at most about
+    /// [`SEGMENT_TARGET`] bytes, then sealed. It is taken at [`Journaled::position`] as of
+    /// its start: replaying the segments from there over it gives what replaying the whole
+    /// journal gives, mutations made while it is taken included (records are state, and
+    /// each key's last record is replayed last). What it supersedes may be removed once
+    /// this returns.
+    pub async fn snapshot(&self) -> Result<SnapshotSeal> {
+        let at = self.position();
+        let sink = self
+            .sink
+            .borrow()
+            .clone()
+            .ok_or_else(|| MetaError::Unavailable {
+                op: "snapshot",
+                code: None,
+                message: "no journal sink yet".into(),
+            })?;
+        let mut w = SnapshotWriter {
+            sink,
+            at,
+            part: 0,
+            records: 0,
+            buf: Vec::new(),
+            count: 0,
+        };
+        for r in self.small_state().await? {
+            w.push(&r).await?;
+        }
+        for b in self.inner.list_buckets().await? {
+            let mut query = ListQuery {
+                max_keys: crate::MAX_PAGE,
+                ..ListQuery::default()
+            };
+            loop {
+                let page = match self.inner.list(&b.name, &query).await {
+                    Err(MetaError::NoSuchBucket { .. }) => break,
+                    r => r?,
+                };
+                for o in &page.objects {
+                    if let Some(v) = self.inner.get(&b.name, &o.key).await? {
+                        w.push(&Record::ObjectPut {
+                            bucket: v.bucket,
+                            key: v.key,
+                            version: v.version,
+                        })
+                        .await?;
+                    }
+                }
+                match page.next_start_after {
+                    Some(next) if page.is_truncated => query.start_after = Some(next),
+                    _ => break,
+                }
+            }
+            let mut query = UploadQuery {
+                max_uploads: crate::MAX_PAGE,
+                ..UploadQuery::default()
+            };
+            loop {
+                let page = match self.inner.list_uploads(&b.name, &query).await {
+                    Err(MetaError::NoSuchBucket { .. }) => break,
+                    r => r?,
+                };
+                for u in &page.uploads {
+                    for r in self.upload_records(&b.name, &u.upload).await? {
+                        w.push(&r).await?;
+                    }
+                }
+                if !page.is_truncated {
+                    break;
+                }
+                query.key_marker = page.next_key_marker;
+                query.upload_id_marker = page.next_upload_id_marker;
+            }
+        }
+        w.finish().await
     }
 
     /// The store this one journals.
@@ -715,42 +870,8 @@ impl Journaled {
     /// journaling state that is journaled already changes nothing a replay rebuilds.
     pub async fn journal_state(&self, objects: bool) -> Result<u64> {
         let mut n = 0u64;
-        let mut small = Vec::new();
-        for p in self.inner.list_providers().await? {
-            small.push(Record::ProviderPut(p));
-        }
+        let small = self.small_state().await?;
         let buckets = self.inner.list_buckets().await?;
-        for b in &buckets {
-            small.push(Record::BucketPut(b.clone()));
-        }
-        for k in self.inner.list_access_keys().await? {
-            let grants = self.inner.list_grants(&k.id).await?;
-            let id = k.id.clone();
-            small.push(Record::KeyPut(k));
-            for g in grants {
-                small.push(Record::GrantSet {
-                    key: id.clone(),
-                    bucket: g.bucket,
-                    permissions: g.permissions,
-                });
-            }
-        }
-        let mut after: Option<CheckpointName> = None;
-        loop {
-            let page = self
-                .inner
-                .list_checkpoints("", after.as_ref(), crate::MAX_PAGE)
-                .await?;
-            let Some(last) = page.last().map(|(n, _)| n.clone()) else {
-                break;
-            };
-            for (name, data) in page {
-                if journals_checkpoint(name.as_str()) {
-                    small.push(Record::CheckpointPut(name, data));
-                }
-            }
-            after = Some(last);
-        }
         n += small.len() as u64;
         let waits = self.queue(&small)?;
         self.durable(waits).await?;
@@ -791,6 +912,81 @@ impl Journaled {
         Ok(n)
     }
 
+    /// The records of the small state: providers, buckets, access keys with their grants,
+    /// journaled checkpoints.
+    async fn small_state(&self) -> Result<Vec<Record>> {
+        let mut small = Vec::new();
+        for p in self.inner.list_providers().await? {
+            small.push(Record::ProviderPut(p));
+        }
+        for b in self.inner.list_buckets().await? {
+            small.push(Record::BucketPut(b));
+        }
+        for k in self.inner.list_access_keys().await? {
+            let grants = self.inner.list_grants(&k.id).await?;
+            let id = k.id.clone();
+            small.push(Record::KeyPut(k));
+            for g in grants {
+                small.push(Record::GrantSet {
+                    key: id.clone(),
+                    bucket: g.bucket,
+                    permissions: g.permissions,
+                });
+            }
+        }
+        let mut after: Option<CheckpointName> = None;
+        loop {
+            let page = self
+                .inner
+                .list_checkpoints("", after.as_ref(), crate::MAX_PAGE)
+                .await?;
+            let Some(last) = page.last().map(|(n, _)| n.clone()) else {
+                break;
+            };
+            for (name, data) in page {
+                if journals_checkpoint(name.as_str()) {
+                    small.push(Record::CheckpointPut(name, data));
+                }
+            }
+            after = Some(last);
+        }
+        Ok(small)
+    }
+
+    /// The records of one upload in progress: the upload and its parts (none once it is
+    /// gone).
+    async fn upload_records(&self, bucket: &BucketName, upload: &NewUpload) -> Result<Vec<Record>> {
+        let r = UploadRef {
+            bucket: bucket.clone(),
+            key: upload.key.clone(),
+            upload_id: upload.upload_id.clone(),
+        };
+        let mut records = vec![Record::UploadPut {
+            bucket: bucket.clone(),
+            upload: upload.clone(),
+        }];
+        let mut pq = PartQuery {
+            after: None,
+            max_parts: crate::MAX_PAGE,
+        };
+        loop {
+            let parts = match self.inner.list_parts(&r, &pq).await {
+                Err(MetaError::NoSuchUpload { .. }) => return Ok(Vec::new()),
+                p => p?,
+            };
+            for p in parts.parts {
+                records.push(Record::PartPut {
+                    upload: r.clone(),
+                    part: p,
+                });
+            }
+            match parts.next_after {
+                Some(a) if parts.is_truncated => pq.after = Some(a),
+                _ => return Ok(records),
+            }
+        }
+    }
+
     async fn journal_uploads(&self, bucket: &BucketName) -> Result<u64> {
         let mut n = 0;
         let mut query = UploadQuery {
@@ -809,30 +1005,7 @@ impl Journaled {
                     upload_id: u.upload.upload_id.clone(),
                 };
                 let guard = self.lock(&[bucket.as_str(), r.key.as_str()]).await;
-                let mut records = vec![Record::UploadPut {
-                    bucket: bucket.clone(),
-                    upload: u.upload.clone(),
-                }];
-                let mut pq = PartQuery {
-                    after: None,
-                    max_parts: crate::MAX_PAGE,
-                };
-                loop {
-                    let parts = match self.inner.list_parts(&r, &pq).await {
-                        Err(MetaError::NoSuchUpload { .. }) => break,
-                        p => p?,
-                    };
-                    for p in parts.parts {
-                        records.push(Record::PartPut {
-                            upload: r.clone(),
-                            part: p,
-                        });
-                    }
-                    match parts.next_after {
-                        Some(a) if parts.is_truncated => pq.after = Some(a),
-                        _ => break,
-                    }
-                }
+                let records = self.upload_records(bucket, &u.upload).await?;
                 n += records.len() as u64;
                 self.journal(guard, &records).await?;
             }
@@ -842,6 +1015,68 @@ impl Journaled {
             query.key_marker = page.next_key_marker;
             query.upload_id_marker = page.next_upload_id_marker;
         }
+    }
+}
+
+/// Writes a snapshot's parts as records come (see [`Journaled::snapshot`]).
+struct SnapshotWriter {
+    sink: Arc<dyn JournalSink>,
+    at: (u64, u64),
+    /// The last part written.
+    part: u32,
+    records: u64,
+    /// The encoded records of the part being filled, and how many.
+    buf: Vec<u8>,
+    count: u32,
+}
+
+impl SnapshotWriter {
+    async fn push(&mut self, r: &Record) -> Result<()> {
+        r.encode_into(&mut self.buf);
+        self.count += 1;
+        self.records += 1;
+        if self.buf.len() >= SEGMENT_TARGET {
+            self.write_part().await?;
+        }
+        Ok(())
+    }
+
+    async fn write_part(&mut self) -> Result<()> {
+        let mut payload = Vec::with_capacity(self.buf.len() + 32);
+        encode_header(&mut payload, self.at.0, self.at.1, self.count);
+        payload.append(&mut self.buf);
+        self.count = 0;
+        self.part += 1;
+        self.put(self.part, payload).await
+    }
+
+    async fn put(&self, part: u32, payload: Vec<u8>) -> Result<()> {
+        self.sink
+            .write_snapshot_part(self.at, part, payload)
+            .await
+            .map_err(|e| MetaError::Unavailable {
+                op: "snapshot",
+                code: None,
+                message: format!(
+                    "snapshot {}/{} part {part} was not written: {e}",
+                    self.at.0, self.at.1
+                ),
+            })
+    }
+
+    async fn finish(mut self) -> Result<SnapshotSeal> {
+        if self.count > 0 {
+            self.write_part().await?;
+        }
+        let seal = SnapshotSeal {
+            run: self.at.0,
+            number: self.at.1,
+            parts: self.part,
+            records: self.records,
+            taken_ms: UnixMillis::now().0,
+        };
+        self.put(0, seal.encode()).await?;
+        Ok(seal)
     }
 }
 
@@ -901,6 +1136,9 @@ async fn flush(
             .written
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         number += 1;
+        shared
+            .next
+            .store(number, std::sync::atomic::Ordering::SeqCst);
         for p in batch {
             let _ = p.done.send(());
         }

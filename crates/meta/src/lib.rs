@@ -28,7 +28,7 @@ pub mod store;
 pub mod types;
 
 pub use error::{MetaError, Result};
-pub use journal::{JournalSink, Journaled};
+pub use journal::{JournalSink, Journaled, SnapshotSeal};
 pub use sql::{EmbeddedOptions, PostgresOptions, SqlMetaStore};
 pub use store::{MetaStore, MetaStoreExt};
 pub use types::*;

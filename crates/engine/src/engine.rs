@@ -76,6 +76,8 @@ impl Default for EngineOptions {
 pub(crate) struct Inner {
     pub(crate) master: MasterKey,
     pub(crate) manifest_key: ManifestKey,
+    /// Names the journal's and the snapshots' blobs.
+    pub(crate) namer: archipel_codec::MetaNamer,
     pub(crate) meta: Arc<dyn MetaStore>,
     /// The providers now; replaced as a whole when the registry changes (readers take a
     /// snapshot, so a write in progress keeps the set it started with).
@@ -351,6 +353,7 @@ impl Engine {
         Ok(Engine {
             inner: Arc::new(Inner {
                 manifest_key: master.manifest_key(),
+                namer: master.meta_namer()?,
                 master,
                 meta,
                 set: RwLock::new(Arc::new(set)),

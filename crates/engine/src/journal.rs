@@ -1,22 +1,28 @@
 //! The metadata journal on the providers (decision 0012): the [`JournalSink`] that writes
-//! each journal segment erasure-coded and encrypted like an object segment, and what
-//! recovery reads back — the segments ([`Engine::read_journal`]), which object shards the
-//! providers hold ([`Engine::shard_census`]) and the vault header ([`VAULT_HEADER_BLOB`]).
+//! each journal segment and snapshot part erasure-coded and encrypted like an object
+//! segment, what recovery reads back — the latest complete snapshot
+//! ([`Engine::find_snapshot`], [`Engine::read_snapshot_part`]), the segments after it
+//! ([`Engine::read_journal`]), which object shards the providers hold
+//! ([`Engine::shard_census`]) and the vault header ([`VAULT_HEADER_BLOB`]) — and the
+//! compaction that removes what a snapshot supersedes ([`Engine::compact_journal`]).
 //!
-//! A journal segment is one codec segment under the default policy's `k + m`, placed by
-//! the policy's rules, with its own data key wrapped under the master key; its shards are
-//! `j1/<segment id>.<shard>`. The sealed shard identity carries the run and the segment
-//! number (the version id's two halves), so a provider learns only that a blob is journal.
+//! A journal segment or snapshot part is one codec segment under the default policy's
+//! `k + m`, placed by the policy's rules, with its own data key wrapped under the master key;
+//! its shards are `j1/<segment id>.<shard>` (journal) and `s1/<segment id>.<shard>`
+//! (snapshots). The segment id is the keyed permutation of what the blob is
+//! ([`archipel_codec::names`]): the vault reads run, number and part back from the name,
+//! a provider learns nothing but the kind. The sealed shard identity repeats them (the version
+//! id holds run and number, the part number the part), and what is read is checked against it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use archipel_codec::{
-    CodecParams, DataKey, SegmentId, ShardHeader, ShardIdentity, ShardTrailer, VersionId,
+    CodecParams, DataKey, MetaBlob, SegmentId, ShardHeader, ShardIdentity, ShardTrailer, VersionId,
     WrappedKey, whole,
 };
-use archipel_meta::JournalSink;
+use archipel_meta::{JournalSink, SnapshotSeal};
 use archipel_provider::{BlobName, Provider, ProviderExt};
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -27,6 +33,12 @@ use crate::write::parse_blob_name;
 
 /// Where journal shards live on every provider.
 pub const JOURNAL_PREFIX: &str = "j1/";
+
+/// Where snapshot shards live on every provider.
+pub const SNAPSHOT_PREFIX: &str = "s1/";
+
+/// How many metadata blobs are read, or shards deleted, at a time.
+const PARALLEL: usize = 16;
 
 /// The blob every provider holds with the vault header (76 bytes, nothing secret): what
 /// `archipel recover` starts from.
@@ -52,44 +64,81 @@ impl JournalSink for ProviderJournal {
             .inner
             .upgrade()
             .ok_or_else(|| "the engine is gone".to_string())?;
-        write_segment(&inner, run, number, &payload)
+        write_segment(&inner, MetaBlob::Journal { run, number }, &payload)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn write_snapshot_part(
+        &self,
+        at: (u64, u64),
+        part: u32,
+        payload: Vec<u8>,
+    ) -> std::result::Result<(), String> {
+        let inner = self
+            .inner
+            .upgrade()
+            .ok_or_else(|| "the engine is gone".to_string())?;
+        let blob = MetaBlob::Snapshot {
+            run: at.0,
+            number: at.1,
+            part,
+        };
+        write_segment(&inner, blob, &payload)
             .await
             .map_err(|e| e.to_string())
     }
 }
 
-fn identity_of(run: u64, number: u64) -> ShardIdentity {
+/// The sealed identity of a metadata blob: run and number in the version id, the snapshot
+/// part in the part number, and the key field saying which kind it is.
+fn identity_of(blob: MetaBlob) -> ShardIdentity {
+    let (run, number, part, key) = match blob {
+        MetaBlob::Journal { run, number } => (run, number, 0, ""),
+        MetaBlob::Snapshot { run, number, part } => (run, number, part, SNAPSHOT_IDENTITY),
+    };
     let mut v = [0u8; 16];
     v[..8].copy_from_slice(&run.to_be_bytes());
     v[8..].copy_from_slice(&number.to_be_bytes());
     ShardIdentity {
         version: VersionId(v),
         timestamp_ms: now_ms(),
-        part_number: 0,
+        part_number: part,
         bucket: String::new(),
-        key: String::new(),
+        key: key.to_string(),
     }
 }
 
-fn run_and_number(id: &ShardIdentity) -> (u64, u64) {
-    let v = id.version.as_bytes();
-    let mut r = [0u8; 8];
-    r.copy_from_slice(&v[..8]);
-    let mut n = [0u8; 8];
-    n.copy_from_slice(&v[8..]);
-    (u64::from_be_bytes(r), u64::from_be_bytes(n))
+/// The key field of a snapshot part's identity (a journal segment's is empty).
+const SNAPSHOT_IDENTITY: &str = "snapshot";
+
+fn prefix_of(blob: MetaBlob) -> &'static str {
+    match blob {
+        MetaBlob::Journal { .. } => JOURNAL_PREFIX,
+        MetaBlob::Snapshot { .. } => SNAPSHOT_PREFIX,
+    }
 }
 
-async fn write_segment(inner: &Arc<Inner>, run: u64, number: u64, payload: &[u8]) -> Result<()> {
+/// Writes the metadata blob `blob` (a journal segment or a snapshot part) to the providers.
+/// A retry of the same blob puts the same names with a new data key; readers take the shards
+/// of one attempt ([`read_one`]).
+async fn write_segment(inner: &Arc<Inner>, blob: MetaBlob, payload: &[u8]) -> Result<()> {
     let engine = Engine {
         inner: inner.clone(),
     };
     let policy = engine.default_policy()?;
     let params = CodecParams::with_stripe_size(policy.k, policy.m, inner.opts.stripe_size)?;
-    let segment = SegmentId(random()?);
+    let segment = inner.namer.name(blob)?;
     let data_key = DataKey::from_bytes(random()?);
     let wrapped = WrappedKey::wrap(&inner.master, &segment, &data_key, random()?)?;
-    let identity = identity_of(run, number);
+    let identity = identity_of(blob);
+    let prefix = prefix_of(blob);
+    let what = match blob {
+        MetaBlob::Journal { run, number } => format!("journal segment {run}/{number}"),
+        MetaBlob::Snapshot { run, number, part } => {
+            format!("snapshot {run}/{number} part {part}")
+        }
+    };
     let spec = archipel_codec::SegmentSpec {
         version: identity.version,
         segment,
@@ -107,7 +156,7 @@ async fn write_segment(inner: &Arc<Inner>, run: u64, number: u64, payload: &[u8]
     for (i, (name, bytes)) in placement.providers.iter().zip(encoded.shards).enumerate() {
         let provider = set.providers.get(name).cloned();
         let name = name.clone();
-        let blob = BlobName::new(format!("{JOURNAL_PREFIX}{}.{i}", segment.to_hex()));
+        let blob = BlobName::new(format!("{prefix}{}.{i}", segment.to_hex()));
         puts.push(tokio::spawn(async move {
             let provider = provider.ok_or_else(|| format!("{name}: not configured"))?;
             let blob = blob.map_err(|e| e.to_string())?;
@@ -136,14 +185,14 @@ async fn write_segment(inner: &Arc<Inner>, run: u64, number: u64, payload: &[u8]
     // providers down) — and the shortfall is logged.
     if ok >= policy.k {
         tracing::warn!(
-            "journal segment {run}/{number} written with {ok} of {n} shards (quorum {}): {}",
+            "{what} written with {ok} of {n} shards (quorum {}): {}",
             policy.write_quorum,
             errors.join("; ")
         );
         return Ok(());
     }
     Err(EngineError::Unavailable {
-        what: format!("journal segment {run}/{number}"),
+        what,
         needed: policy.write_quorum,
         usable: ok,
         detail: errors.join("; "),
@@ -166,10 +215,51 @@ pub struct JournalSegmentRead {
 pub struct JournalRead {
     /// Readable segments by (run, number), each once.
     pub segments: BTreeMap<(u64, u64), JournalSegmentRead>,
+    /// Segments before the position asked for (superseded by a snapshot), not read.
+    pub superseded: u64,
     /// Segments of which fewer than `k` shards could be read, by segment id, with why.
     pub unreadable: Vec<String>,
     /// Providers that could not be listed, with why.
     pub unlisted: Vec<String>,
+}
+
+/// The shards of one metadata blob: (provider, blob name) pairs.
+type Shards = Vec<(String, String)>;
+
+/// The latest complete snapshot on the providers ([`Engine::find_snapshot`]).
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotFound {
+    /// The journal position it was taken at: it holds the state of every record of the
+    /// segments before (`run`, `number`).
+    pub at: (u64, u64),
+    /// Its seal.
+    pub seal: SnapshotSeal,
+    /// The shards of each part, from part 1.
+    parts: BTreeMap<u32, Shards>,
+    /// Snapshots passed over (incomplete or unreadable), with why.
+    pub passed_over: Vec<String>,
+    /// Providers that could not be listed, with why.
+    pub unlisted: Vec<String>,
+}
+
+impl SnapshotFound {
+    /// The parts listed, from 1.
+    pub fn parts(&self) -> u32 {
+        self.parts.len() as u32
+    }
+}
+
+/// What [`Engine::compact_journal`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompactReport {
+    /// Journal segments removed (every shard of theirs that was listed).
+    pub segments_removed: u64,
+    /// Snapshot parts of older snapshots removed.
+    pub snapshot_parts_removed: u64,
+    /// Shards deleted.
+    pub shards_deleted: u64,
+    /// Deletes or listings that failed, with why (retried at the next compaction).
+    pub failed: Vec<String>,
 }
 
 /// Which shards of which object segments the providers hold, from their listings.
@@ -223,6 +313,29 @@ async fn list_everywhere(
     (out, failed)
 }
 
+/// The metadata blobs under `prefix` on every provider, by what their names say (names that
+/// are no metadata name of this vault are left out), with the providers not listed.
+async fn list_meta(inner: &Inner, prefix: &str) -> (BTreeMap<MetaBlob, Shards>, Vec<String>) {
+    let set = inner.set();
+    let (lists, unlisted) = list_everywhere(&set.providers, prefix).await;
+    let mut out: BTreeMap<MetaBlob, Shards> = BTreeMap::new();
+    for (provider, names) in lists {
+        for name in names {
+            let Some(id) = name
+                .strip_prefix(prefix)
+                .and_then(|r| r.split_once('.'))
+                .and_then(|(stem, _)| SegmentId::from_hex(stem))
+            else {
+                continue;
+            };
+            if let Some(blob) = inner.namer.parse(&id) {
+                out.entry(blob).or_default().push((provider.clone(), name));
+            }
+        }
+    }
+    (out, unlisted)
+}
+
 impl Engine {
     /// The sink that writes journal segments to this engine's providers.
     pub fn journal_sink(&self) -> Arc<dyn JournalSink> {
@@ -256,52 +369,208 @@ impl Engine {
             .collect()
     }
 
-    /// Lists the journal on every provider and reads every segment from `k` of its shards
-    /// (16 segments at a time), calling `progress(done, total)` as segments are read.
-    pub async fn read_journal(&self, progress: &(dyn Fn(u64, u64) + Sync)) -> JournalRead {
-        let set = self.inner.set();
-        let (lists, unlisted) = list_everywhere(&set.providers, JOURNAL_PREFIX).await;
-        let mut by_segment: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-        for (provider, names) in lists {
-            for name in names {
-                let Some(stem) = name
-                    .strip_prefix(JOURNAL_PREFIX)
-                    .and_then(|r| r.split_once('.'))
-                    .map(|(s, _)| s.to_string())
-                else {
-                    continue;
-                };
-                by_segment
-                    .entry(stem)
-                    .or_default()
-                    .push((provider.clone(), name));
-            }
-        }
-        let total = by_segment.len() as u64;
+    /// Lists the journal on every provider and reads every segment at or after `from` (all
+    /// of them without `from`) from `k` of its shards ([`PARALLEL`] at a time), calling
+    /// `progress(done, total)` as segments are read. Segments before `from` are counted,
+    /// not read.
+    pub async fn read_journal(
+        &self,
+        from: Option<(u64, u64)>,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> JournalRead {
+        let (listed, unlisted) = list_meta(&self.inner, JOURNAL_PREFIX).await;
         let mut out = JournalRead {
             unlisted,
             ..JournalRead::default()
         };
+        let mut wanted = Vec::new();
+        for (blob, shards) in listed {
+            if let MetaBlob::Journal { run, number } = blob {
+                if from.is_some_and(|f| (run, number) < f) {
+                    out.superseded += 1;
+                } else {
+                    wanted.push((blob, shards));
+                }
+            }
+        }
+        let total = wanted.len() as u64;
         let mut done = 0u64;
         progress(0, total);
-        let mut reads = futures::stream::iter(by_segment)
-            .map(|(stem, shards)| {
+        let set = self.inner.set();
+        let mut reads = futures::stream::iter(wanted)
+            .map(|(blob, shards)| {
                 let set = set.clone();
                 let master = self.inner.master.clone();
-                async move { (stem, read_one(&set.providers, &master, shards).await) }
+                async move { (blob, read_one(&set.providers, &master, blob, shards).await) }
             })
-            .buffer_unordered(16);
-        while let Some((stem, r)) = reads.next().await {
-            match r {
-                Ok(s) => {
-                    out.segments.entry((s.run, s.number)).or_insert(s);
+            .buffer_unordered(PARALLEL);
+        while let Some((blob, r)) = reads.next().await {
+            match (blob, r) {
+                (MetaBlob::Journal { run, number }, Ok(payload)) => {
+                    out.segments
+                        .entry((run, number))
+                        .or_insert(JournalSegmentRead {
+                            run,
+                            number,
+                            payload,
+                        });
                 }
-                Err(e) => out.unreadable.push(format!("{stem}: {e}")),
+                (MetaBlob::Journal { run, number }, Err(e)) => {
+                    out.unreadable.push(format!("segment {run}/{number}: {e}"));
+                }
+                _ => {}
             }
             done += 1;
             progress(done, total);
         }
         out
+    }
+
+    /// How many journal segments at or after `from` (all, without `from`) the providers
+    /// list: the tail a recovery would replay after a snapshot at `from`. Counted from the
+    /// names, nothing is read.
+    pub async fn journal_tail(&self, from: Option<(u64, u64)>) -> u64 {
+        let (listed, _) = list_meta(&self.inner, JOURNAL_PREFIX).await;
+        listed
+            .keys()
+            .filter(|b| match b {
+                MetaBlob::Journal { run, number } => from.is_none_or(|f| (*run, *number) >= f),
+                MetaBlob::Snapshot { .. } => false,
+            })
+            .count() as u64
+    }
+
+    /// The latest snapshot on the providers whose seal reads back and whose parts are all
+    /// listed; `None` when there is none.
+    pub async fn find_snapshot(&self) -> Option<SnapshotFound> {
+        let (listed, unlisted) = list_meta(&self.inner, SNAPSHOT_PREFIX).await;
+        let mut by_at: BTreeMap<(u64, u64), BTreeMap<u32, Shards>> = BTreeMap::new();
+        for (blob, shards) in listed {
+            if let MetaBlob::Snapshot { run, number, part } = blob {
+                by_at.entry((run, number)).or_default().insert(part, shards);
+            }
+        }
+        let set = self.inner.set();
+        let mut passed_over = Vec::new();
+        while let Some((at, mut parts)) = by_at.pop_last() {
+            let Some(seal_shards) = parts.remove(&0) else {
+                passed_over.push(format!("snapshot {}/{}: not sealed", at.0, at.1));
+                continue;
+            };
+            let blob = MetaBlob::Snapshot {
+                run: at.0,
+                number: at.1,
+                part: 0,
+            };
+            let read = read_one(&set.providers, &self.inner.master, blob, seal_shards).await;
+            let seal = match read.map(|b| SnapshotSeal::decode(&b)) {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    passed_over.push(format!("snapshot {}/{}: seal: {e}", at.0, at.1));
+                    continue;
+                }
+                Err(e) => {
+                    passed_over.push(format!("snapshot {}/{}: seal: {e}", at.0, at.1));
+                    continue;
+                }
+            };
+            let complete = (seal.run, seal.number) == at
+                && parts.len() == seal.parts as usize
+                && parts.keys().copied().eq(1..=seal.parts);
+            if !complete {
+                passed_over.push(format!(
+                    "snapshot {}/{}: {} of its {} parts listed",
+                    at.0,
+                    at.1,
+                    parts.len(),
+                    seal.parts
+                ));
+                continue;
+            }
+            return Some(SnapshotFound {
+                at,
+                seal,
+                parts,
+                passed_over,
+                unlisted,
+            });
+        }
+        None
+    }
+
+    /// Reads part `part` (from 1) of `snapshot`.
+    pub async fn read_snapshot_part(&self, snapshot: &SnapshotFound, part: u32) -> Result<Vec<u8>> {
+        let shards =
+            snapshot
+                .parts
+                .get(&part)
+                .cloned()
+                .ok_or_else(|| EngineError::Unavailable {
+                    what: format!("snapshot {}/{} part {part}", snapshot.at.0, snapshot.at.1),
+                    needed: 1,
+                    usable: 0,
+                    detail: "no shard of it is listed".into(),
+                })?;
+        let blob = MetaBlob::Snapshot {
+            run: snapshot.at.0,
+            number: snapshot.at.1,
+            part,
+        };
+        let set = self.inner.set();
+        read_one(&set.providers, &self.inner.master, blob, shards).await
+    }
+
+    /// Removes what the snapshot at `at` supersedes — every journal segment before `at` and
+    /// every older snapshot — from every provider that lists it. Call only once that
+    /// snapshot is sealed.
+    pub async fn compact_journal(&self, at: (u64, u64)) -> CompactReport {
+        let mut report = CompactReport::default();
+        let mut doomed: Vec<(String, String)> = Vec::new();
+        for prefix in [JOURNAL_PREFIX, SNAPSHOT_PREFIX] {
+            let (listed, unlisted) = list_meta(&self.inner, prefix).await;
+            report.failed.extend(unlisted);
+            for (blob, shards) in listed {
+                let older = match blob {
+                    MetaBlob::Journal { run, number } => {
+                        let older = (run, number) < at;
+                        report.segments_removed += u64::from(older);
+                        older
+                    }
+                    MetaBlob::Snapshot { run, number, .. } => {
+                        let older = (run, number) < at;
+                        report.snapshot_parts_removed += u64::from(older);
+                        older
+                    }
+                };
+                if older {
+                    doomed.extend(shards);
+                }
+            }
+        }
+        let set = self.inner.set();
+        let mut deletes = futures::stream::iter(doomed)
+            .map(|(provider, name)| {
+                let p = set.providers.get(&provider).cloned();
+                async move {
+                    let p = p.ok_or_else(|| format!("{provider}: not configured"))?;
+                    let blob = BlobName::new(name.clone()).map_err(|e| e.to_string())?;
+                    p.delete(&blob)
+                        .await
+                        .map_err(|e| format!("{provider}/{name}: {e}"))
+                }
+            })
+            .buffer_unordered(PARALLEL);
+        while let Some(r) = deletes.next().await {
+            match r {
+                Ok(()) => report.shards_deleted += 1,
+                Err(e) => {
+                    if report.failed.len() < 20 {
+                        report.failed.push(e);
+                    }
+                }
+            }
+        }
+        report
     }
 
     /// Lists every provider's object shards (`v1/`).
@@ -346,29 +615,34 @@ impl Engine {
     }
 }
 
-/// Reads one journal segment from whichever of its shards verify, `k` being enough.
+/// Reads one metadata blob from whichever of its shards verify, `k` shards of one write
+/// attempt being enough (a retried write puts the same names with another data key), and
+/// checks that what the sealed identity says is what the name said.
 async fn read_one(
     providers: &BTreeMap<String, Arc<dyn Provider>>,
     master: &archipel_codec::MasterKey,
-    shards: Vec<(String, String)>,
-) -> Result<JournalSegmentRead> {
-    let mut got: Vec<Option<Vec<u8>>> = Vec::new();
-    let mut header: Option<(ShardHeader, DataKey, ShardIdentity)> = None;
+    blob: MetaBlob,
+    shards: Shards,
+) -> Result<Vec<u8>> {
+    struct Attempt {
+        wrapped: WrappedKey,
+        header: ShardHeader,
+        key: DataKey,
+        id: ShardIdentity,
+        got: Vec<Option<Vec<u8>>>,
+        have: usize,
+    }
+    let mut attempts: Vec<Attempt> = Vec::new();
     let mut errors = Vec::new();
-    let mut have = 0usize;
+    let mut complete: Option<usize> = None;
     for (provider, name) in shards {
-        if let Some((h, _, _)) = &header
-            && have >= h.params.k()
-        {
-            break;
-        }
         let Some(p) = providers.get(&provider) else {
             continue;
         };
-        let Ok(blob) = BlobName::new(name.clone()) else {
+        let Ok(blob_name) = BlobName::new(name.clone()) else {
             continue;
         };
-        let bytes = match p.get_bytes(&blob, None).await {
+        let bytes = match p.get_bytes(&blob_name, None).await {
             Ok(b) => b,
             Err(e) => {
                 errors.push(format!("{provider}: {e}"));
@@ -387,28 +661,49 @@ async fn read_one(
                 continue;
             }
         };
+        if identity_blob(&id) != Some(blob) {
+            errors.push(format!("{provider}/{name}: its identity is another blob's"));
+            continue;
+        }
+        let i = match attempts.iter().position(|a| a.wrapped == h.wrapped_key) {
+            Some(i) => i,
+            None => {
+                attempts.push(Attempt {
+                    wrapped: h.wrapped_key.clone(),
+                    got: vec![None; h.params.n()],
+                    header: h.clone(),
+                    key,
+                    id,
+                    have: 0,
+                });
+                attempts.len() - 1
+            }
+        };
+        let a = &mut attempts[i];
         let idx = h.shard.get();
-        if got.len() < h.params.n() {
-            got.resize(h.params.n(), None);
+        if idx < a.got.len() && a.got[idx].is_none() {
+            a.got[idx] = Some(bytes);
+            a.have += 1;
         }
-        if idx < got.len() && got[idx].is_none() {
-            got[idx] = Some(bytes);
-            have += 1;
-        }
-        if header.is_none() {
-            header = Some((h, key, id));
+        if a.have >= a.header.params.k() {
+            complete = Some(i);
+            break;
         }
     }
     let unavailable = |needed: usize, usable: usize, errors: &[String]| EngineError::Unavailable {
-        what: "journal segment".into(),
+        what: "metadata blob".into(),
         needed,
         usable,
         detail: errors.join("; "),
     };
-    let (h, key, id) = header.ok_or_else(|| unavailable(1, 0, &errors))?;
-    if have < h.params.k() {
-        return Err(unavailable(h.params.k(), have, &errors));
-    }
+    let Some(a) = complete.map(|i| attempts.swap_remove(i)) else {
+        let best = attempts.iter().max_by_key(|a| a.have);
+        return Err(match best {
+            Some(a) => unavailable(a.header.params.k(), a.have, &errors),
+            None => unavailable(1, 0, &errors),
+        });
+    };
+    let (h, key, id, got) = (a.header, a.key, a.id, a.got);
     // The length is in every shard's trailer.
     let mut len = None;
     for b in got.iter().flatten() {
@@ -427,10 +722,20 @@ async fn read_one(
     let spec = h.spec(&id);
     let refs: Vec<Option<&[u8]>> = got.iter().map(|b| b.as_deref()).collect();
     let (payload, _) = whole::decode_segment_range(spec, &key, len, h.len(), &refs, 0..len)?;
-    let (run, number) = run_and_number(&id);
-    Ok(JournalSegmentRead {
-        run,
-        number,
-        payload,
-    })
+    Ok(payload)
+}
+
+/// What a metadata blob's sealed identity says it is (the inverse of [`identity_of`]).
+fn identity_blob(id: &ShardIdentity) -> Option<MetaBlob> {
+    let v = id.version.as_bytes();
+    let mut r = [0u8; 8];
+    r.copy_from_slice(&v[..8]);
+    let mut n = [0u8; 8];
+    n.copy_from_slice(&v[8..]);
+    let (run, number) = (u64::from_be_bytes(r), u64::from_be_bytes(n));
+    match (id.bucket.as_str(), id.key.as_str(), id.part_number) {
+        ("", "", 0) => Some(MetaBlob::Journal { run, number }),
+        ("", SNAPSHOT_IDENTITY, part) => Some(MetaBlob::Snapshot { run, number, part }),
+        _ => None,
+    }
 }

@@ -59,7 +59,8 @@ pub use engine::{Engine, EngineOptions, OpenObject, ProviderSlot};
 pub use error::{EngineError, Result};
 pub use gc::{GcReport, JobHandle, OrphanReport};
 pub use journal::{
-    JOURNAL_PREFIX, JournalRead, JournalSegmentRead, Readability, ShardCensus, VAULT_HEADER_BLOB,
+    CompactReport, JOURNAL_PREFIX, JournalRead, JournalSegmentRead, Readability, SNAPSHOT_PREFIX,
+    ShardCensus, SnapshotFound, VAULT_HEADER_BLOB,
 };
 pub use multipart::{MAX_PART_NUMBER, PartOutcome};
 pub use object::{

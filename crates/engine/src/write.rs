@@ -126,14 +126,7 @@ pub(crate) fn parse_blob_name(name: &str) -> Option<(SegmentId, u8)> {
     let rest = name.strip_prefix(BLOB_PREFIX)?;
     let (_, file) = rest.split_once('/')?;
     let (hex, shard) = file.split_once('.')?;
-    if hex.len() != 32 {
-        return None;
-    }
-    let mut id = [0u8; 16];
-    for (i, b) in id.iter_mut().enumerate() {
-        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some((SegmentId(id), shard.parse().ok()?))
+    Some((SegmentId::from_hex(hex)?, shard.parse().ok()?))
 }
 
 /// A written segment, ready for a manifest.

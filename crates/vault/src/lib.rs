@@ -48,6 +48,7 @@ pub mod recover;
 pub mod registry;
 pub mod secrets;
 pub mod services;
+pub mod snapshot;
 pub mod spec;
 pub mod stack;
 pub mod status;
@@ -63,6 +64,7 @@ pub use provider_test::{ProviderTest, test_provider};
 pub use recover::{CheckReport, RecoverReport};
 pub use registry::{AddedProvider, NewProvider, RegistryEntry};
 pub use secrets::{Credentials, CredentialsOrigin, KeyOrigin, Unlocked};
+pub use snapshot::SnapshotRecord;
 pub use spec::{
     AuditSpec, DEFAULT_ADMIN_LISTEN, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_REGION,
     DEMO_PROVIDERS, KeySpec, Listen, MetaSpec, ProviderBackend, ProviderSpec, RepairSpec,

@@ -6,10 +6,14 @@
 //!
 //! Steps: build the configured providers (tolerating outages); read the vault header
 //! (`archipel-vault`) from them; unlock it; list the journal (`j1/`) on every provider in
-//! parallel and read each segment from `k` of its shards; apply the segments in (run,
-//! number) order — records of one key are in commit order within a run, and runs never
-//! overlap — recording after each segment how far it got (`recover:progress`), so a recovery
-//! killed half-way resumes where it stopped; then list every provider's object shards and
+//! parallel; apply the latest complete snapshot (`s1/`), part by part, recording after each
+//! part how far it got (`recover:snapshot`); read each journal segment from the snapshot's
+//! position on from `k` of its shards (those before it are superseded and not read); apply
+//! the segments in (run, number) order — records of one key are in commit order within a
+//! run, and runs never overlap — records of different keys concurrently, recording every 16
+//! segments how far it got (`recover:progress`), so a recovery killed half-way resumes
+//! there (re-applying a record is harmless: records are state); then list
+//! every provider's object shards and
 //! check each recovered version (and part) for `k` shards, and count the segments no record
 //! references (orphans, left to the orphan scan).
 
@@ -18,12 +22,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use archipel_codec::{SegmentId, VaultHeader};
-use archipel_engine::{Engine, EngineOptions, VAULT_HEADER_BLOB};
-use archipel_meta::journal::{self, Applied, Segment};
+use archipel_engine::{Engine, EngineOptions, SnapshotFound, VAULT_HEADER_BLOB};
+use archipel_meta::journal::{self, Applied, Record, Segment};
 use archipel_meta::{
     CheckpointName, MetaStore, MetaStoreExt, PartQuery, SqlMetaStore, UploadQuery, UploadRef,
 };
 use archipel_provider::{BlobName, ProviderExt};
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
 
 use crate::error::{Result, VaultError};
@@ -34,8 +40,13 @@ use crate::stack;
 
 /// How far a recovery got: the (run, number) of the last segment applied.
 const PROGRESS_CHECKPOINT: &str = "recover:progress";
+/// How far a recovery got in the snapshot: its position and the last part applied.
+const SNAPSHOT_PROGRESS_CHECKPOINT: &str = "recover:snapshot";
 /// The report of a finished recovery.
 const DONE_CHECKPOINT: &str = "recover:done";
+
+/// Snapshot parts read ahead of the one being applied.
+const PARTS_AHEAD: usize = 4;
 
 /// At most this many names in each list of a report.
 const REPORT_NAMES: usize = 100;
@@ -47,7 +58,14 @@ pub struct RecoverReport {
     pub vault_id: String,
     /// Whether it continued a recovery that had been interrupted.
     pub resumed: bool,
-    /// Journal segments found and read.
+    /// The snapshot applied first: `run/number` of its journal position, with its parts and
+    /// records (`None`: no snapshot, the whole journal was replayed).
+    pub snapshot: Option<String>,
+    /// Snapshots passed over (incomplete or unreadable), with why.
+    pub snapshots_passed_over: Vec<String>,
+    /// Journal segments before the snapshot's position, found and not read.
+    pub segments_superseded: u64,
+    /// Journal segments found and read (from the snapshot's position on).
     pub segments: u64,
     /// Of those, applied by this run (the rest were applied before an interruption).
     pub segments_applied: u64,
@@ -81,6 +99,9 @@ pub struct RecoverReport {
     pub orphan_segments: u64,
     /// Wall time, in milliseconds.
     pub elapsed_ms: u64,
+    /// Wall time of each phase, in milliseconds, in the order they ran (this run's only,
+    /// when it resumed).
+    pub phases_ms: Vec<(String, u64)>,
     /// With `--check`: where the drill recovered to, and how the result differs from the
     /// live store (`None` without `--check`).
     pub check: Option<CheckReport>,
@@ -111,6 +132,56 @@ impl<F: Fn(&'static str, u64, u64) + Sync> Progress for F {
     }
 }
 
+/// The phase running (with when it began) and the phases' times so far.
+type PhaseClock = (Option<&'static str>, Instant, Vec<(String, u64)>);
+
+/// Times the phases a [`Progress`] is told about, passing every update on.
+struct Timed<'a> {
+    inner: &'a dyn Progress,
+    state: std::sync::Mutex<PhaseClock>,
+}
+
+impl<'a> Timed<'a> {
+    fn new(inner: &'a dyn Progress) -> Timed<'a> {
+        Timed {
+            inner,
+            state: std::sync::Mutex::new((None, Instant::now(), Vec::new())),
+        }
+    }
+
+    /// Ends the phase running now; the phases' times.
+    fn finish(&self) -> Vec<(String, u64)> {
+        let mut s = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(p) = s.0.take() {
+            let ms = s.1.elapsed().as_millis() as u64;
+            s.2.push((p.to_string(), ms));
+        }
+        std::mem::take(&mut s.2)
+    }
+}
+
+impl Progress for Timed<'_> {
+    fn update(&self, phase: &'static str, done: u64, total: u64) {
+        {
+            let mut s = self
+                .state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if s.0 != Some(phase) {
+                if let Some(p) = s.0 {
+                    let ms = s.1.elapsed().as_millis() as u64;
+                    s.2.push((p.to_string(), ms));
+                }
+                *s = (Some(phase), Instant::now(), std::mem::take(&mut s.2));
+            }
+        }
+        self.inner.update(phase, done, total);
+    }
+}
+
 fn cp(name: &str) -> Result<CheckpointName> {
     Ok(CheckpointName::new(name)?)
 }
@@ -129,9 +200,12 @@ pub async fn recover(spec: &VaultSpec, progress: &dyn Progress) -> Result<Recove
     let header_path = spec.data_dir.join("vault");
     let had_header = header_path.is_file();
     let meta = open_meta(spec).await?;
-    let r = recover_into(spec, &meta, had_header, progress, started).await;
+    let timed = Timed::new(progress);
+    let r = recover_into(spec, &meta, had_header, &timed, started).await;
     meta.close().await;
-    r
+    let mut report = r?;
+    report.phases_ms = timed.finish();
+    Ok(report)
 }
 
 async fn recover_into(
@@ -245,9 +319,26 @@ async fn recover_into(
         engine.health().record_error(&o.name);
     }
 
+    let from = match engine.find_snapshot().await {
+        Some(snap) => {
+            for u in &snap.unlisted {
+                let name = u.split_once(':').map_or(u.as_str(), |(n, _)| n).to_string();
+                if unreachable_names.insert(name) {
+                    note(&mut report.unreachable, u.clone());
+                }
+            }
+            report.snapshots_passed_over = snap.passed_over.clone();
+            apply_snapshot(&engine, meta, raw.as_ref(), &snap, progress, &mut report).await?;
+            Some(snap.at)
+        }
+        None => None,
+    };
     let read = engine
-        .read_journal(&|done, total| progress.update("reading the journal", done, total))
+        .read_journal(from, &|done, total| {
+            progress.update("reading the journal", done, total)
+        })
         .await;
+    report.segments_superseded = read.superseded;
     for u in read.unlisted {
         let name = u.split_once(':').map_or(u.as_str(), |(n, _)| n).to_string();
         if unreachable_names.insert(name) {
@@ -256,9 +347,12 @@ async fn recover_into(
     }
     report.unreadable_segments = read.unreadable.into_iter().take(REPORT_NAMES).collect();
     report.segments = read.segments.len() as u64;
-    let mut expected: Option<(u64, u64)> = None;
-    let mut max_run = 0;
+    let mut expected: Option<(u64, u64)> = from;
+    let mut max_run = from.map_or(0, |f| f.0);
     let total = read.segments.len() as u64;
+    let mut applier = Applier::new(raw.as_ref());
+    let mut pending: Option<(u64, u64)> = None;
+    let mut since_checkpoint = 0usize;
     for (i, ((run, number), seg)) in read.segments.into_iter().enumerate() {
         max_run = max_run.max(run);
         let gap = match expected {
@@ -277,18 +371,26 @@ async fn recover_into(
             continue;
         }
         let segment = Segment::decode(&seg.payload)?;
-        for record in &segment.records {
-            match journal::apply(raw.as_ref(), record).await? {
-                Applied::Done => report.records += 1,
-                Applied::Moot => report.records_moot += 1,
-            }
+        for record in segment.records {
+            applier.push(record).await?;
         }
-        let mut at = run.to_le_bytes().to_vec();
-        at.extend_from_slice(&number.to_le_bytes());
-        meta.put_checkpoint(&progress_name, &at).await?;
         report.segments_applied += 1;
+        pending = Some((run, number));
+        since_checkpoint += 1;
+        if since_checkpoint >= SEGMENTS_PER_CHECKPOINT {
+            applier.flush().await?;
+            put_progress(meta, &progress_name, (run, number)).await?;
+            since_checkpoint = 0;
+            pending = None;
+        }
         progress.update("applying", i as u64 + 1, total);
     }
+    applier.flush().await?;
+    if let Some(at) = pending {
+        put_progress(meta, &progress_name, at).await?;
+    }
+    report.records += applier.done;
+    report.records_moot += applier.moot;
 
     // Which versions the providers can serve, and which segments nothing references.
     progress.update("listing shards", 0, 1);
@@ -396,7 +498,156 @@ async fn recover_into(
     let json = serde_json::to_vec(&report).map_err(|e| VaultError::Internal(e.to_string()))?;
     meta.put_checkpoint(&cp(DONE_CHECKPOINT)?, &json).await?;
     meta.delete_checkpoint(&progress_name).await?;
+    meta.delete_checkpoint(&cp(SNAPSHOT_PROGRESS_CHECKPOINT)?)
+        .await?;
     Ok(report)
+}
+
+/// Records that every journal segment up to `at` is applied.
+async fn put_progress(meta: &SqlMetaStore, name: &CheckpointName, at: (u64, u64)) -> Result<()> {
+    let mut bytes = at.0.to_le_bytes().to_vec();
+    bytes.extend_from_slice(&at.1.to_le_bytes());
+    Ok(meta.put_checkpoint(name, &bytes).await?)
+}
+
+/// Records applied at once (the embedded store commits concurrent mutations together).
+const APPLY_AT_ONCE: usize = 256;
+
+/// Journal segments applied between two progress checkpoints.
+const SEGMENTS_PER_CHECKPOINT: usize = 16;
+
+/// Applies records to the store being rebuilt, many at a time where their order cannot
+/// matter: records of different keys (objects, uploads and their parts) run concurrently —
+/// the store commits them together — while every other record (buckets, access keys,
+/// grants, providers, checkpoints) waits for everything before it and holds back everything
+/// after it, and two records of one key never overlap.
+struct Applier<'a> {
+    store: &'a dyn MetaStore,
+    inflight: FuturesUnordered<BoxFuture<'a, archipel_meta::Result<Applied>>>,
+    keys: HashSet<(String, String)>,
+    done: u64,
+    moot: u64,
+}
+
+impl<'a> Applier<'a> {
+    fn new(store: &'a dyn MetaStore) -> Applier<'a> {
+        Applier {
+            store,
+            inflight: FuturesUnordered::new(),
+            keys: HashSet::new(),
+            done: 0,
+            moot: 0,
+        }
+    }
+
+    fn count(&mut self, a: Applied) {
+        match a {
+            Applied::Done => self.done += 1,
+            Applied::Moot => self.moot += 1,
+        }
+    }
+
+    async fn push(&mut self, record: Record) -> Result<()> {
+        let key = match &record {
+            Record::ObjectPut { bucket, key, .. } | Record::ObjectDelete { bucket, key, .. } => {
+                Some((bucket.as_str().to_string(), key.as_str().to_string()))
+            }
+            Record::UploadPut { bucket, upload } => {
+                Some((bucket.as_str().to_string(), upload.key.as_str().to_string()))
+            }
+            Record::PartPut { upload, .. } | Record::UploadDelete(upload) => Some((
+                upload.bucket.as_str().to_string(),
+                upload.key.as_str().to_string(),
+            )),
+            _ => None,
+        };
+        match key {
+            Some(k) => {
+                if self.keys.contains(&k) || self.inflight.len() >= APPLY_AT_ONCE {
+                    self.flush().await?;
+                }
+                self.keys.insert(k);
+                let store = self.store;
+                self.inflight.push(Box::pin(
+                    async move { journal::apply(store, &record).await },
+                ));
+            }
+            None => {
+                self.flush().await?;
+                let a = journal::apply(self.store, &record).await?;
+                self.count(a);
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until everything pushed is applied.
+    async fn flush(&mut self) -> Result<()> {
+        while let Some(r) = self.inflight.next().await {
+            self.count(r?);
+        }
+        self.keys.clear();
+        Ok(())
+    }
+}
+
+/// Applies the snapshot `snap` part by part (reading a few ahead), from where an
+/// interrupted recovery left off, recording after each part how far it got.
+async fn apply_snapshot(
+    engine: &Engine,
+    meta: &SqlMetaStore,
+    raw: &dyn MetaStore,
+    snap: &SnapshotFound,
+    progress: &dyn Progress,
+    report: &mut RecoverReport,
+) -> Result<()> {
+    let name = cp(SNAPSHOT_PROGRESS_CHECKPOINT)?;
+    let mut at = snap.at.0.to_le_bytes().to_vec();
+    at.extend_from_slice(&snap.at.1.to_le_bytes());
+    let done = match meta.get_checkpoint(&name).await? {
+        Some(b) if b.len() == 20 && b[..16] == at[..] => {
+            let mut p = [0u8; 4];
+            p.copy_from_slice(&b[16..]);
+            u32::from_le_bytes(p)
+        }
+        _ => 0,
+    };
+    let parts = snap.seal.parts;
+    report.snapshot = Some(format!(
+        "{}/{}: {} parts, {} records",
+        snap.at.0, snap.at.1, parts, snap.seal.records
+    ));
+    progress.update("applying the snapshot", u64::from(done), u64::from(parts));
+    let mut reads = futures::stream::iter(done + 1..=parts)
+        .map(|part| async move { (part, engine.read_snapshot_part(snap, part).await) })
+        .buffered(PARTS_AHEAD);
+    while let Some((part, bytes)) = reads.next().await {
+        let bytes = bytes.map_err(|e| {
+            VaultError::Providers(format!(
+                "snapshot {}/{} part {part} cannot be read: {e}",
+                snap.at.0, snap.at.1
+            ))
+        })?;
+        let segment = Segment::decode(&bytes)?;
+        if (segment.run, segment.number) != snap.at {
+            return Err(VaultError::Providers(format!(
+                "snapshot {}/{} part {part} says it belongs to {}/{}",
+                snap.at.0, snap.at.1, segment.run, segment.number
+            )));
+        }
+        let mut applier = Applier::new(raw);
+        for record in segment.records {
+            applier.push(record).await?;
+        }
+        applier.flush().await?;
+        report.records += applier.done;
+        report.records_moot += applier.moot;
+        let mut cp_bytes = at.clone();
+        cp_bytes.extend_from_slice(&part.to_le_bytes());
+        meta.put_checkpoint(&name, &cp_bytes).await?;
+        progress.update("applying the snapshot", u64::from(part), u64::from(parts));
+    }
+    Ok(())
 }
 
 /// A recovery drill: recovers the vault of `spec` into a scratch directory (never touching

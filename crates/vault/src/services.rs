@@ -2,8 +2,9 @@
 //! abandoned multipart uploads, repair (rebuilding the shards of the repair queue), the
 //! inventory (finding shards missing from their providers, for repair) and the scrub schedule
 //! (a full scrub job, rate-limited, once the last one is old enough), the audit schedule (an
-//! audit job of every provider within its daily byte budget, `crate::audit`) and the sweep of
-//! interrupted puts' temporary files — run once across every gateway sharing the metadata store:
+//! audit job of every provider within its daily byte budget, `crate::audit`), the sweep of
+//! interrupted puts' temporary files and the journal's snapshots and compaction
+//! (`crate::snapshot`) — run once across every gateway sharing the metadata store:
 //! each round takes (or renews) the lease `service:<name>` first, held until its next round
 //! is due plus [`LEASE`](crate::jobs::LEASE), so the gateway that runs a service keeps it and
 //! another takes over only when it stops. Each round's outcome is kept as the record
@@ -58,7 +59,8 @@ const SCRUB_CHECK: Duration = Duration::from_secs(600);
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceRecord {
     /// `gc`, `orphan-scan`, `upload-expiry`, `repair`, `inventory`, `scrub` (which starts
-    /// the scrub job when one is due), `audit` (likewise) or `temp-sweep`.
+    /// the scrub job when one is due), `audit` (likewise), `temp-sweep` or
+    /// `journal-snapshot`.
     pub name: String,
     /// Seconds between rounds.
     pub every_s: u64,
@@ -119,6 +121,7 @@ impl Vault {
             "scrub" => SCRUB_CHECK.min(s.scrub_interval),
             "temp-sweep" => TEMP_SWEEP_EVERY,
             "audit" => SCRUB_CHECK.min(self.inner.spec.audit.every),
+            "journal-snapshot" => crate::snapshot::SNAPSHOT_CHECK,
             other => return Err(VaultError::Invalid(format!("no service {other:?}"))),
         };
         if !self.hold(service, every).await? {
@@ -176,6 +179,11 @@ impl Vault {
                 .await
                 .map_err(|e| e.to_string()),
             "audit" => self.schedule_audit().await.map_err(|e| e.to_string()),
+            "journal-snapshot" => match self.snapshot_journal(false).await {
+                Ok(Some(r)) => Ok(r.to_string()),
+                Ok(None) => Ok("no snapshot due".into()),
+                Err(e) => Err(e.to_string()),
+            },
             _ => engine
                 .expire_uploads(s.upload_max_age)
                 .await
@@ -223,6 +231,7 @@ impl Vault {
                 ("scrub", SCRUB_CHECK.min(schedule.scrub_interval)),
                 ("temp-sweep", TEMP_SWEEP_EVERY),
                 ("audit", SCRUB_CHECK.min(vault.inner.spec.audit.every)),
+                ("journal-snapshot", crate::snapshot::SNAPSHOT_CHECK),
             ];
             let tick = services
                 .iter()

@@ -462,6 +462,27 @@ impl Control {
         }
     }
 
+    /// Takes a snapshot of the journal now and compacts behind it.
+    pub(crate) async fn snapshot(&self) -> anyhow::Result<archipel_vault::SnapshotRecord> {
+        match self {
+            Control::Local(v) => v
+                .snapshot_journal(true)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no snapshot was taken")),
+            Control::Remote(a) => a.call(reqwest::Method::POST, "snapshots", None).await,
+        }
+    }
+
+    /// The last snapshot taken, if any.
+    pub(crate) async fn last_snapshot(
+        &self,
+    ) -> anyhow::Result<Option<archipel_vault::SnapshotRecord>> {
+        match self {
+            Control::Local(v) => Ok(v.last_snapshot().await?),
+            Control::Remote(a) => a.call(reqwest::Method::GET, "snapshots/last", None).await,
+        }
+    }
+
     /// Whether jobs started here run in this process (and stop with it).
     pub(crate) fn is_local(&self) -> bool {
         matches!(self, Control::Local(_))

@@ -98,6 +98,9 @@ enum Command {
     /// directory (or database); `--check` is a drill into a scratch directory that compares
     /// the result with the live store.
     Recover(recover_cmd::RecoverArgs),
+    /// Snapshot the metadata journal on the providers now and remove what the snapshot
+    /// supersedes (the gateway does this by itself as the journal grows); shows the last one.
+    Snapshot(recover_cmd::SnapshotArgs),
 }
 
 /// Logs to standard error, filtered by `RUST_LOG` (default `default`). Whatever `RUST_LOG`
@@ -160,6 +163,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Get(args) => rt.block_on(ops::get(args)),
                 Command::Rm(args) => rt.block_on(ops::rm(args)),
                 Command::Recover(args) => rt.block_on(recover_cmd::run(args)),
+                Command::Snapshot(args) => rt.block_on(recover_cmd::snapshot(args)),
                 Command::Demo(_) | Command::Init(_) | Command::Serve(_) => Ok(()),
             }
         }

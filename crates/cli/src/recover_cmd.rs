@@ -1,6 +1,8 @@
 //! `archipel recover`: rebuild a vault's metadata from the journal on its providers into an
 //! empty data directory (or database), and `archipel recover --check`, the recovery drill
-//! that does the same into a scratch directory and compares with the live store.
+//! that does the same into a scratch directory and compares with the live store; and
+//! `archipel snapshot`, which snapshots the journal now (through the gateway's admin API when
+//! one serves the vault).
 
 use std::io::IsTerminal;
 use std::sync::Mutex;
@@ -8,7 +10,45 @@ use std::sync::Mutex;
 use archipel_vault::RecoverReport;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::ops::VaultArgs;
+use crate::client::Control;
+use crate::ops::{VaultArgs, fmt_time};
+
+/// Arguments of `archipel snapshot`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct SnapshotArgs {
+    #[command(flatten)]
+    vault: VaultArgs,
+    /// Only show the last snapshot; take none.
+    #[arg(long)]
+    last: bool,
+    /// Print the snapshot record as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `archipel snapshot`.
+pub(crate) async fn snapshot(args: SnapshotArgs) -> anyhow::Result<()> {
+    let record = Control::with(&args.vault, async |c: &Control| {
+        if args.last {
+            c.last_snapshot().await
+        } else {
+            c.snapshot().await.map(Some)
+        }
+    })
+    .await?;
+    match (&record, args.json) {
+        (_, true) => println!("{}", serde_json::to_string_pretty(&record)?),
+        (Some(r), false) => {
+            println!("{r}");
+            println!("taken {}", fmt_time(r.taken_ms));
+            for f in &r.failed {
+                println!("  not deleted: {f}");
+            }
+        }
+        (None, false) => println!("no snapshot yet"),
+    }
+    Ok(())
+}
 
 /// Arguments of `archipel recover`.
 #[derive(clap::Args, Debug)]
@@ -121,9 +161,13 @@ fn print_report(r: &RecoverReport) {
         r.elapsed_ms as f64 / 1000.0,
         if r.resumed { " (resumed)" } else { "" }
     );
+    match &r.snapshot {
+        Some(s) => println!("  snapshot {s}"),
+        None => println!("  no snapshot: the whole journal was replayed"),
+    }
     println!(
-        "  journal: {} segments ({} applied now), {} records ({} about things deleted later)",
-        r.segments, r.segments_applied, r.records, r.records_moot
+        "  journal: {} segments ({} applied now; {} before the snapshot, not read), {} records ({} about things deleted later)",
+        r.segments, r.segments_applied, r.segments_superseded, r.records, r.records_moot
     );
     println!(
         "  {} buckets, {} objects ({} bytes), {} uploads in progress, {} access keys, {} providers",
@@ -136,6 +180,19 @@ fn print_report(r: &RecoverReport) {
     println!(
         "  orphan segments (left to the orphan scan): {}",
         r.orphan_segments
+    );
+    if !r.phases_ms.is_empty() {
+        let phases: Vec<String> = r
+            .phases_ms
+            .iter()
+            .map(|(p, ms)| format!("{p} {:.1} s", *ms as f64 / 1000.0))
+            .collect();
+        println!("  time: {}", phases.join(", "));
+    }
+    list(
+        "snapshots passed over",
+        &r.snapshots_passed_over,
+        r.snapshots_passed_over.len() as u64,
     );
     list("unreadable", &r.unreadable, r.unreadable_count);
     list(

@@ -58,6 +58,8 @@ pub(crate) enum Endpoint {
     DefaultPolicy,
     ListJobs,
     ListServices,
+    Snapshot,
+    LastSnapshot,
     StartJob,
     GetJob(String),
     CancelJob(String),
@@ -110,6 +112,8 @@ pub(crate) fn route(method: &Method, path: &str) -> Option<Result<Endpoint, ()>>
         (["policy"], Method::GET) => Endpoint::DefaultPolicy,
         (["jobs"], Method::GET) => Endpoint::ListJobs,
         (["services"], Method::GET) => Endpoint::ListServices,
+        (["snapshots"], Method::POST) => Endpoint::Snapshot,
+        (["snapshots", "last"], Method::GET) => Endpoint::LastSnapshot,
         (["jobs"], Method::POST) => Endpoint::StartJob,
         (["jobs", id], Method::GET) if !id.is_empty() => Endpoint::GetJob((*id).to_string()),
         (["jobs", id, "cancel"], Method::POST) if !id.is_empty() => {
@@ -135,6 +139,8 @@ pub(crate) fn route(method: &Method, path: &str) -> Option<Result<Endpoint, ()>>
             | ["policy"]
             | ["jobs"]
             | ["services"]
+            | ["snapshots"]
+            | ["snapshots", "last"]
             | ["jobs", _]
             | ["jobs", _, "cancel"],
             _,
@@ -563,6 +569,19 @@ pub(crate) async fn handle(
             Ok(l) => ok(StatusCode::OK, &l),
             Err(e) => vault_error(&e),
         },
+        Endpoint::Snapshot => match vault.snapshot_journal(true).await {
+            Ok(Some(r)) => ok(StatusCode::CREATED, &r),
+            Ok(None) => error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal",
+                "no snapshot was taken",
+            ),
+            Err(e) => vault_error(&e),
+        },
+        Endpoint::LastSnapshot => match vault.last_snapshot().await {
+            Ok(r) => ok(StatusCode::OK, &r),
+            Err(e) => vault_error(&e),
+        },
         Endpoint::StartJob => {
             let b: StartJobBody = match read_json(body).await {
                 Ok(b) => b,
@@ -715,6 +734,8 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("GET", "/admin/v1/policy"),
     ("GET", "/admin/v1/jobs"),
     ("GET", "/admin/v1/services"),
+    ("POST", "/admin/v1/snapshots"),
+    ("GET", "/admin/v1/snapshots/last"),
     ("POST", "/admin/v1/jobs"),
     ("GET", "/admin/v1/jobs/{id}"),
     ("POST", "/admin/v1/jobs/{id}/cancel"),

@@ -1,7 +1,9 @@
 //! Recovery from the key and the providers alone, against real servers: six `rclone serve
 //! webdav` providers behind a running gateway hold buckets with their own policies, CORS and
 //! public-read settings, two access keys with grants, objects of every size class (empty to
-//! multipart), overwrites, deletes and an upload in progress. The gateway is stopped and its
+//! multipart), overwrites, deletes and an upload in progress — the first of them in a snapshot
+//! taken through the gateway (`archipel snapshot`, which compacts the journal behind it), the
+//! rest in the journal after it. The gateway is stopped and its
 //! data directory deleted (the key file lives beside the configuration); two of the six
 //! providers are killed; `archipel recover` is SIGKILLed half-way, run again (it resumes),
 //! and the recovered vault serves every bucket, setting, grant, version and byte as before —
@@ -164,6 +166,13 @@ fn a_vault_rebuilt_from_the_key_and_the_providers_alone_is_the_same_vault() {
             &format!("s3://plain/{name}"),
         ]);
     }
+    // A snapshot through the gateway: what was written so far is in it, the rest of the test
+    // in the journal after it (a tail the recovery replays over the snapshot).
+    let snap = json(&cli(dir, &config, &["snapshot", "--json"]));
+    assert!(snap["records"].as_u64().unwrap() > 12, "{snap}");
+    assert!(snap["segments_removed"].as_u64().unwrap() > 10, "{snap}");
+    let last = json(&cli(dir, &config, &["snapshot", "--last", "--json"]));
+    assert_eq!(last, snap);
     // Enough small objects that the journal has a few hundred segments.
     let many = dir.join("many");
     std::fs::create_dir_all(&many).unwrap();
@@ -235,7 +244,8 @@ fn a_vault_rebuilt_from_the_key_and_the_providers_alone_is_the_same_vault() {
     let deadline = Instant::now() + Duration::from_secs(120);
     for line in BufReader::new(stderr).lines() {
         let line = line.unwrap();
-        if line.starts_with("applying") {
+        // The journal's phase, not the snapshot's ("applying the snapshot…").
+        if line.starts_with("applying…") {
             break;
         }
         assert!(Instant::now() < deadline, "recover never started applying");
@@ -253,6 +263,13 @@ fn a_vault_rebuilt_from_the_key_and_the_providers_alone_is_the_same_vault() {
     let took = started.elapsed();
     let report = json(&report);
     assert_eq!(report["resumed"], true, "{report}");
+    let taken = format!("{}/{}", snap["run"], snap["number"]);
+    assert!(
+        report["snapshot"]
+            .as_str()
+            .is_some_and(|s| s.starts_with(&format!("{taken}:"))),
+        "{report}"
+    );
     assert!(
         report["segments_applied"].as_u64().unwrap() < report["segments"].as_u64().unwrap(),
         "{report}"

@@ -10,7 +10,9 @@
 //!
 //! Phases: large objects (PUT and GET, healthy and with two providers emptied), small objects
 //! (PUT and GET rates and latencies), one multi-GiB PUT and GET (the gateway's peak RSS), and
-//! GET latency with one provider slowed by 500 ms against the healthy latency. Prints a table
+//! GET latency with one provider slowed by 500 ms against the healthy latency; on request
+//! (`--only`) a mixed load over minutes, PUTs with a hung provider, and recovery of a vault
+//! from its key and providers alone (time and peak RSS of `archipel recover`). Prints a table
 //! and writes JSON.
 //!
 //! `cargo run --release -p archipel-bench [-- --dir PATH] [--json PATH] [--quick] [--only PHASES]`
@@ -58,6 +60,10 @@ struct Args {
     /// Concurrent clients of the mixed phase.
     #[arg(long, default_value_t = 32)]
     mixed_clients: usize,
+    /// How many objects the recover phase writes and then recovers (default 100,000; 5,000
+    /// with --quick).
+    #[arg(long)]
+    recover_objects: Option<usize>,
 }
 
 /// A part of the benchmark.
@@ -77,6 +83,10 @@ enum Phase {
     /// PUT latency over six `rclone serve webdav` providers, healthy and with one of them
     /// paused (SIGSTOP): what one hung provider costs a write (a fresh gateway).
     Hung,
+    /// Recovery from the key and the providers alone: a fresh vault of many small objects
+    /// (some deleted), its data directory moved away, `archipel recover` timed with its peak
+    /// RSS, then the recovered vault serves what was written.
+    Recover,
 }
 
 struct Sizes {
@@ -533,6 +543,278 @@ async fn small_phase(c: &Client, s: &Sizes, piece: &Bytes) -> anyhow::Result<ser
         "put_per_s": put, "put_p50_ms": p50, "put_p99_ms": p99,
         "get_per_s": get, "get_p50_ms": g50, "get_p99_ms": g99}),
     )
+}
+
+/// The peak resident set of process `pid` so far (`VmHWM`), in MiB; 0 once it is gone.
+fn hwm_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// Runs `bin` with `args` to its end, and returns its standard output, its wall time and its
+/// peak RSS in MiB (its `VmHWM`, sampled every 10 ms: the mark only rises, so the last sample
+/// before it exits is its peak to within what it allocates in its last 10 ms).
+fn run_measured(bin: &Path, args: &[&std::ffi::OsStr]) -> anyhow::Result<(String, Duration, f64)> {
+    let t = Instant::now();
+    let mut child = Command::new(bin)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("cannot start {}", bin.display()))?;
+    let mut stdout = child.stdout.take().context("no stdout")?;
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut out).map(|_| out)
+    });
+    let mut peak = 0.0f64;
+    let status = loop {
+        peak = peak.max(hwm_mib(child.id()));
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let elapsed = t.elapsed();
+    let out = reader
+        .join()
+        .map_err(|_| anyhow!("the output reader panicked"))??;
+    if !status.success() {
+        bail!("{} {args:?} failed ({status}):\n{out}", bin.display());
+    }
+    Ok((out, elapsed, peak))
+}
+
+/// The recover phase; see [`Phase::Recover`].
+async fn recover_phase(
+    bin: &Path,
+    root: &Path,
+    count: usize,
+    piece: &Bytes,
+) -> anyhow::Result<serde_json::Value> {
+    const SIZE: usize = 1024;
+    const CONC: usize = 16;
+    let root = root.join("recover");
+    std::fs::create_dir_all(&root)?;
+    let port = free_port()?;
+    let config = write_config(&root, port, None)?;
+    // The key lives beside the configuration, not in the data directory that is lost.
+    let mut text = std::fs::read_to_string(&config)?;
+    text.push_str(&format!(
+        "\n[key]\nfile = \"{}\"\n",
+        root.join("vault.key").display()
+    ));
+    std::fs::write(&config, text)?;
+    let server = start(bin, &config, port)?;
+    let c = Client::new(&server.endpoint)?;
+    c.create_bucket().await?;
+    let t = Instant::now();
+    let mut last = Instant::now();
+    let mut written = 0usize;
+    let mut puts = futures::stream::iter(0..count)
+        .map(|i| {
+            let (c, piece) = (c.clone(), piece.clone());
+            async move {
+                c.put(&format!("r/{i:07}"), body_of(&piece, SIZE), SIZE as u64)
+                    .await
+            }
+        })
+        .buffer_unordered(CONC);
+    while let Some(r) = puts.next().await {
+        r?;
+        written += 1;
+        if last.elapsed() > Duration::from_secs(30) {
+            last = Instant::now();
+            println!(
+                "  recover: {written} of {count} objects written ({:.0}/s)",
+                written as f64 / t.elapsed().as_secs_f64()
+            );
+        }
+    }
+    drop(puts);
+    let put_rate = count as f64 / t.elapsed().as_secs_f64();
+    // Every hundredth object deleted: recovery must leave it deleted.
+    let deleted: Vec<usize> = (0..count).step_by(100).collect();
+    futures::stream::iter(deleted.iter().copied())
+        .map(|i| {
+            let c = c.clone();
+            async move {
+                let key = format!("r/{i:07}");
+                let url = c.bucket.delete_object(Some(&c.creds), &key).sign(SIGN_FOR);
+                let r = c.http.delete(url).send().await?;
+                if !r.status().is_success() {
+                    bail!("DELETE {key}: {}", r.status());
+                }
+                Ok(())
+            }
+        })
+        .buffer_unordered(CONC)
+        .try_collect::<Vec<()>>()
+        .await?;
+    server.stop()?;
+    let cfg = config.as_os_str();
+    let live = (count - deleted.len()) as u64;
+
+    // The drill over the journal alone (no snapshot yet): every segment is read.
+    let (out, journal_took, journal_rss) = run_measured(
+        bin,
+        &[
+            "recover".as_ref(),
+            "--check".as_ref(),
+            "--json".as_ref(),
+            "--config".as_ref(),
+            cfg,
+        ],
+    )?;
+    let drill: serde_json::Value =
+        serde_json::from_str(&out).with_context(|| format!("recover --check printed: {out}"))?;
+    let journal_segments = drill["segments"].as_u64().unwrap_or(0);
+    if drill["objects"].as_u64() != Some(live)
+        || drill["check"]["difference_count"].as_u64() != Some(0)
+    {
+        bail!("the drill over the journal found {drill}");
+    }
+    println!(
+        "recover of {count} × {} KiB objects ({} deleted; written at {put_rate:.0}/s, {CONC} at a time), journal only: {live} objects from {journal_segments} segments in {:.1} s ({:.0} objects/s), peak RSS {journal_rss:.0} MiB",
+        SIZE / 1024,
+        deleted.len(),
+        journal_took.as_secs_f64(),
+        live as f64 / journal_took.as_secs_f64()
+    );
+
+    // A snapshot (what the gateway's `journal-snapshot` service does by itself), then a tail
+    // of 1 % more objects written after it.
+    let (out, snap_took, _) = run_measured(
+        bin,
+        &[
+            "snapshot".as_ref(),
+            "--json".as_ref(),
+            "--config".as_ref(),
+            cfg,
+        ],
+    )?;
+    let snap: serde_json::Value =
+        serde_json::from_str(&out).with_context(|| format!("snapshot printed: {out}"))?;
+    let server = start(bin, &config, port)?;
+    let tail = (count / 100).max(1);
+    futures::stream::iter(0..tail)
+        .map(|i| {
+            let (c, piece) = (c.clone(), piece.clone());
+            async move {
+                c.put(&format!("t/{i:07}"), body_of(&piece, SIZE), SIZE as u64)
+                    .await
+            }
+        })
+        .buffer_unordered(CONC)
+        .try_collect::<Vec<()>>()
+        .await?;
+    server.stop()?;
+    let live = live + tail as u64;
+    println!(
+        "  snapshot: {} records in {} parts, {:.1} s (the command, vault open included); {} journal segments removed; then {tail} objects written after it",
+        snap["records"],
+        snap["parts"],
+        snap_took.as_secs_f64(),
+        snap["segments_removed"]
+    );
+
+    let data = root.join("data");
+    let meta_bytes = dir_bytes(&data)?;
+    std::fs::rename(&data, root.join("data-lost"))?;
+    let (out, took, rss) = run_measured(
+        bin,
+        &[
+            "recover".as_ref(),
+            "--json".as_ref(),
+            "--config".as_ref(),
+            cfg,
+        ],
+    )?;
+    let rep: serde_json::Value =
+        serde_json::from_str(&out).with_context(|| format!("recover printed no JSON: {out}"))?;
+    let objects = rep["objects"].as_u64().unwrap_or(0);
+    if objects != live {
+        bail!("recover restored {objects} objects, {live} were live");
+    }
+    let segments = rep["segments"].as_u64().unwrap_or(0);
+    let phases: Vec<String> = rep["phases_ms"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| {
+                    format!(
+                        "{} {:.1} s",
+                        p[0].as_str().unwrap_or("?"),
+                        p[1].as_f64().unwrap_or(0.0) / 1e3
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    println!(
+        "  recover from the snapshot and {segments} journal segments after it: {objects} objects in {:.1} s ({:.0} objects/s), peak RSS {rss:.0} MiB ({})",
+        took.as_secs_f64(),
+        objects as f64 / took.as_secs_f64(),
+        phases.join(", ")
+    );
+
+    // The recovered vault serves what was written, and not what was deleted.
+    let server = start(bin, &config, port)?;
+    let sample: Vec<usize> = (0..count).step_by((count / 1000).max(1)).collect();
+    for &i in &sample {
+        let key = format!("r/{i:07}");
+        if i % 100 == 0 {
+            let url = c.bucket.head_object(Some(&c.creds), &key).sign(SIGN_FOR);
+            let status = c.http.head(url).send().await?.status();
+            if status.as_u16() != 404 {
+                bail!("HEAD {key} of a deleted object after recovery: {status}");
+            }
+        } else if c.get(&key).await? != SIZE as u64 {
+            bail!("GET {key} after recovery: wrong size");
+        }
+    }
+    if c.get(&format!("t/{:07}", tail - 1)).await? != SIZE as u64 {
+        bail!("the last object written after the snapshot was not recovered");
+    }
+    server.stop()?;
+    println!(
+        "  {} sampled objects read back after recovery; meta {:.1} MiB before the loss ({:.0} B per object)",
+        sample.len() + 1,
+        meta_bytes as f64 / MIB as f64,
+        meta_bytes as f64 / live as f64
+    );
+    Ok(
+        json!({"objects_written": count + tail, "object_size": SIZE, "deleted": deleted.len(),
+        "put_per_s": put_rate,
+        "journal_only": {"segments": journal_segments, "recover_s": journal_took.as_secs_f64(),
+            "peak_rss_mib": journal_rss, "note": "recover --check (recovery into a scratch directory plus the comparison)"},
+        "snapshot": {"command_s": snap_took.as_secs_f64(), "record": snap},
+        "objects_recovered": objects, "tail_segments": segments,
+        "recover_s": took.as_secs_f64(), "recover_objects_per_s": objects as f64 / took.as_secs_f64(),
+        "recover_peak_rss_mib": rss, "meta_bytes": meta_bytes, "report": rep}),
+    )
+}
+
+/// The bytes of every file under `dir`.
+fn dir_bytes(dir: &Path) -> anyhow::Result<u64> {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let m = e.metadata()?;
+        n += if m.is_dir() {
+            dir_bytes(&e.path())?
+        } else {
+            m.len()
+        };
+    }
+    Ok(n)
 }
 
 /// `rclone serve webdav` processes for the hung phase, killed when dropped.
@@ -1057,6 +1339,15 @@ async fn main() -> anyhow::Result<()> {
     if run(Phase::Hung) {
         let count = if args.quick { 300 } else { 2000 };
         report.insert("hung".into(), hung_phase(&bin, root, count, &piece).await?);
+    }
+    if run(Phase::Recover) {
+        let count = args
+            .recover_objects
+            .unwrap_or(if args.quick { 5_000 } else { 100_000 });
+        report.insert(
+            "recover".into(),
+            recover_phase(&bin, root, count, &piece).await?,
+        );
     }
     let report = serde_json::Value::Object(report);
     if let Some(dir) = args.json.parent() {

@@ -700,45 +700,54 @@ impl Journaled {
             buf: Vec::new(),
             count: 0,
         };
-        for r in self.small_state().await? {
-            w.push(&r).await?;
+        // The buckets walked are the ones the snapshot records (one created meanwhile is in
+        // the journal after it, with its objects).
+        let small = self.small_state().await?;
+        let buckets: Vec<BucketName> = small
+            .iter()
+            .filter_map(|r| match r {
+                Record::BucketPut(b) => Some(b.name.clone()),
+                _ => None,
+            })
+            .collect();
+        for r in &small {
+            w.push(r).await?;
         }
-        for b in self.inner.list_buckets().await? {
-            let mut query = ListQuery {
-                max_keys: crate::MAX_PAGE,
-                ..ListQuery::default()
-            };
+        for b in &buckets {
+            let mut after: Option<ObjectKey> = None;
             loop {
-                let page = match self.inner.list(&b.name, &query).await {
+                let page = match self
+                    .inner
+                    .list_versions(b, after.as_ref(), crate::MAX_PAGE)
+                    .await
+                {
                     Err(MetaError::NoSuchBucket { .. }) => break,
                     r => r?,
                 };
-                for o in &page.objects {
-                    if let Some(v) = self.inner.get(&b.name, &o.key).await? {
-                        w.push(&Record::ObjectPut {
-                            bucket: v.bucket,
-                            key: v.key,
-                            version: v.version,
-                        })
-                        .await?;
-                    }
+                let Some(last) = page.last().map(|v| v.key.clone()) else {
+                    break;
+                };
+                for v in page {
+                    w.push(&Record::ObjectPut {
+                        bucket: v.bucket,
+                        key: v.key,
+                        version: v.version,
+                    })
+                    .await?;
                 }
-                match page.next_start_after {
-                    Some(next) if page.is_truncated => query.start_after = Some(next),
-                    _ => break,
-                }
+                after = Some(last);
             }
             let mut query = UploadQuery {
                 max_uploads: crate::MAX_PAGE,
                 ..UploadQuery::default()
             };
             loop {
-                let page = match self.inner.list_uploads(&b.name, &query).await {
+                let page = match self.inner.list_uploads(b, &query).await {
                     Err(MetaError::NoSuchBucket { .. }) => break,
                     r => r?,
                 };
                 for u in &page.uploads {
-                    for r in self.upload_records(&b.name, &u.upload).await? {
+                    for r in self.upload_records(b, &u.upload).await? {
                         w.push(&r).await?;
                     }
                 }
@@ -1193,6 +1202,14 @@ impl MetaStore for Journaled {
     }
     async fn get(&self, bucket: &BucketName, key: &ObjectKey) -> Result<Option<ObjectVersion>> {
         self.inner.get(bucket, key).await
+    }
+    async fn list_versions(
+        &self,
+        bucket: &BucketName,
+        after: Option<&ObjectKey>,
+        limit: usize,
+    ) -> Result<Vec<ObjectVersion>> {
+        self.inner.list_versions(bucket, after, limit).await
     }
     async fn delete(
         &self,

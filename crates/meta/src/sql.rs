@@ -586,6 +586,21 @@ impl MetaStore for SqlMetaStore {
         ops::get(&mut *self.read("get").await?, bucket, key).await
     }
 
+    async fn list_versions(
+        &self,
+        bucket: &BucketName,
+        after: Option<&ObjectKey>,
+        limit: usize,
+    ) -> Result<Vec<ObjectVersion>> {
+        ops::list_versions(
+            &mut *self.read("list_versions").await?,
+            bucket,
+            after,
+            limit,
+        )
+        .await
+    }
+
     async fn delete(
         &self,
         bucket: &BucketName,

@@ -109,6 +109,15 @@ pub trait MetaStore: Send + Sync {
     ) -> Result<bool>;
     /// A page of live (non-delete-marker) objects and common prefixes, in S3 order.
     async fn list(&self, bucket: &BucketName, query: &ListQuery) -> Result<ObjectPage>;
+    /// The current versions of `bucket` after the key `after` (from the first without), in
+    /// key order, at most `limit`, manifests and delete markers included: one page of a walk
+    /// over the whole index (snapshots, audits of the index). An empty page ends the walk.
+    async fn list_versions(
+        &self,
+        bucket: &BucketName,
+        after: Option<&ObjectKey>,
+        limit: usize,
+    ) -> Result<Vec<ObjectVersion>>;
 
     // ---- multipart uploads ----
 

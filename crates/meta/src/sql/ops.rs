@@ -421,6 +421,40 @@ pub(super) async fn get(
     }
 }
 
+pub(super) async fn list_versions(
+    conn: &mut AnyConnection,
+    bucket: &BucketName,
+    after: Option<&ObjectKey>,
+    limit: usize,
+) -> Result<Vec<ObjectVersion>> {
+    const T: &str = "objects";
+    const SQL: &str = concat!(
+        "SELECT key, ",
+        version_cols!(),
+        " FROM objects WHERE bucket = $1 AND key > $2 ORDER BY key LIMIT $3"
+    );
+    let after: Vec<u8> = after.map_or_else(Vec::new, |k| k.as_str().as_bytes().to_vec());
+    let rows = sqlx::query(SQL)
+        .bind(bucket.as_str())
+        .bind(after)
+        .bind(to_i64("limit", limit as u64)?)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db("list versions"))?;
+    if rows.is_empty() {
+        bucket_exists(conn, bucket, false).await?;
+    }
+    rows.iter()
+        .map(|row| {
+            Ok(ObjectVersion {
+                bucket: bucket.clone(),
+                key: name(T, ObjectKey::new(utf8(T, col(T, row, 0)?)?))?,
+                version: version_row(row, 1)?,
+            })
+        })
+        .collect()
+}
+
 pub(super) async fn delete(
     conn: &mut AnyConnection,
     bucket: &BucketName,

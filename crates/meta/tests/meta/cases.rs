@@ -1720,3 +1720,65 @@ pub(crate) async fn bucket_settings_are_kept_with_the_bucket(store: Arc<dyn Meta
         MetaError::NoSuchBucket { .. }
     ));
 }
+
+/// A walk over the index with `list_versions` sees every current version once, in byte order
+/// of the keys, with its manifest — delete markers included, deleted keys not — in pages.
+pub(crate) async fn version_walks_see_every_current_version_in_key_order(
+    store: Arc<dyn MetaStore>,
+) {
+    let b = with_bucket(&store, "walk").await;
+    let keys = ["a", "a/b", "b", "é", "z", "\u{10348}", "m", "m0", "m/"];
+    for (i, k) in keys.iter().enumerate() {
+        commit(&store, &b, k, &format!("v{i}")).await;
+    }
+    store
+        .commit(
+            &b,
+            &key("m"),
+            &delete_marker("dm"),
+            &CommitCondition::Unconditional,
+        )
+        .await
+        .unwrap();
+    store
+        .delete(&b, &key("z"), &DeleteCondition::Unconditional)
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut after: Option<ObjectKey> = None;
+    loop {
+        let page = store.list_versions(&b, after.as_ref(), 3).await.unwrap();
+        assert!(page.len() <= 3);
+        let Some(last) = page.last() else { break };
+        after = Some(last.key.clone());
+        seen.extend(page);
+    }
+    let mut expected: Vec<(String, NewVersion)> = keys
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| **k != "z")
+        .map(|(i, k)| {
+            let v = if *k == "m" {
+                delete_marker("dm")
+            } else {
+                version(&format!("v{i}"))
+            };
+            (k.to_string(), v)
+        })
+        .collect();
+    expected.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    let got: Vec<(String, NewVersion)> = seen
+        .into_iter()
+        .map(|v| {
+            assert_eq!(v.bucket, b);
+            (v.key.as_str().to_string(), v.version)
+        })
+        .collect();
+    assert_eq!(got, expected);
+    assert!(matches!(
+        store
+            .list_versions(&bucket_name("no-such-walk"), None, 10)
+            .await,
+        Err(MetaError::NoSuchBucket { .. })
+    ));
+}

@@ -172,6 +172,7 @@ conformance!(
     cases::checkpoints_list_by_prefix_in_pages,
     cases::bucket_settings_are_kept_with_the_bucket,
     cases::leases_have_one_holder_until_they_end,
+    cases::version_walks_see_every_current_version_in_key_order,
     race::lease_race_has_exactly_one_holder,
     model::random_operations_match_a_btreemap_model,
     race::only_if_absent_race_has_exactly_one_winner,

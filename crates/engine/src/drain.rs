@@ -62,7 +62,7 @@ pub struct Held {
 }
 
 impl Held {
-    fn add(&mut self, bytes: u64) {
+    pub(crate) fn add(&mut self, bytes: u64) {
         self.shards += 1;
         self.bytes += bytes;
     }

@@ -426,6 +426,40 @@ impl Engine {
         out
     }
 
+    /// The metadata blobs `provider` lists: journal and snapshot shards and the vault
+    /// header.
+    pub async fn metadata_on(&self, provider: &str) -> Result<crate::Held> {
+        let p = self
+            .inner
+            .provider(provider)
+            .ok_or_else(|| EngineError::Invalid(format!("no provider named {provider}")))?;
+        let mut held = crate::Held::default();
+        for prefix in [JOURNAL_PREFIX, SNAPSHOT_PREFIX, VAULT_HEADER_BLOB] {
+            for b in p.list_all(prefix).await? {
+                held.add(b.size);
+            }
+        }
+        Ok(held)
+    }
+
+    /// Deletes every metadata blob `provider` lists (journal and snapshot shards, the vault
+    /// header); how many. For a drained provider, once a snapshot placed elsewhere
+    /// superseded every segment and snapshot with a shard on it.
+    pub async fn purge_metadata(&self, provider: &str) -> Result<u64> {
+        let p = self
+            .inner
+            .provider(provider)
+            .ok_or_else(|| EngineError::Invalid(format!("no provider named {provider}")))?;
+        let mut n = 0;
+        for prefix in [JOURNAL_PREFIX, SNAPSHOT_PREFIX, VAULT_HEADER_BLOB] {
+            for b in p.list_all(prefix).await? {
+                p.delete(&b.name).await?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// How many journal segments at or after `from` (all, without `from`) the providers
     /// list: the tail a recovery would replay after a snapshot at `from`. Counted from the
     /// names, nothing is read.
@@ -573,19 +607,45 @@ impl Engine {
         report
     }
 
-    /// Lists every provider's object shards (`v1/`).
+    /// Lists every provider's object shards (`v1/`), all providers at once, a page at a
+    /// time: only (segment, shard) pairs are kept, not the names.
     pub async fn shard_census(&self) -> ShardCensus {
         let set = self.inner.set();
-        let (lists, unlisted) = list_everywhere(&set.providers, crate::write::BLOB_PREFIX).await;
-        let mut census = ShardCensus {
-            unlisted,
-            ..ShardCensus::default()
-        };
-        for (_, names) in lists {
-            for name in names {
-                if let Some((segment, shard)) = parse_blob_name(&name) {
-                    census.shards.entry(segment).or_default().insert(shard);
+        let lists = set.providers.iter().map(|(name, p)| async move {
+            let mut found: Vec<(SegmentId, u8)> = Vec::new();
+            let mut after: Option<BlobName> = None;
+            loop {
+                let page = match p
+                    .list(
+                        crate::write::BLOB_PREFIX,
+                        after.as_ref(),
+                        p.capabilities().max_list_page,
+                    )
+                    .await
+                {
+                    Ok(page) => page,
+                    Err(e) => return Err(format!("{name}: {e}")),
+                };
+                found.extend(
+                    page.blobs
+                        .iter()
+                        .filter_map(|b| parse_blob_name(b.name.as_str())),
+                );
+                after = page.blobs.last().map(|b| b.name.clone());
+                if !page.more || after.is_none() {
+                    return Ok(found);
                 }
+            }
+        });
+        let mut census = ShardCensus::default();
+        for r in futures::future::join_all(lists).await {
+            match r {
+                Ok(found) => {
+                    for (segment, shard) in found {
+                        census.shards.entry(segment).or_default().insert(shard);
+                    }
+                }
+                Err(e) => census.unlisted.push(e),
             }
         }
         census

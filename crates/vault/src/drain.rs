@@ -17,12 +17,16 @@
 //!   4. **collecting**: the old shards are deleted by the GC once its delay has passed (a
 //!      read that began with the old placement still finds them until then);
 //!   5. **leftovers**: whatever Archipel blob the provider still lists (shards of failed
-//!      writes, copies of interrupted moves) is deleted;
+//!      writes, copies of interrupted moves) is deleted; then a journal snapshot, placed on
+//!      the other providers, supersedes every journal segment and snapshot with a shard
+//!      there, and the provider's metadata blobs (journal, snapshots, vault header) are
+//!      deleted;
 //!   6. **proof**: a last census (no shard placed there) and a last listing from the
-//!      provider itself (no Archipel blob left). The report ([`DrainReport`]) carries both
+//!      provider itself (no Archipel blob left, metadata included). The report ([`DrainReport`]) carries both
 //!      inventories, what moved where, the times, and a SHA-256 digest of itself.
 //! * [`Vault::retire_provider`] takes a drained provider out for good — only after a
-//!   complete drain and a fresh listing showing nothing left.
+//!   complete drain and a fresh listing showing nothing left (a vault header written there by
+//!   a restart since is deleted).
 //! * [`Vault::exit_plan`] says, without moving anything, what leaving would take: shards and
 //!   bytes, time at a bandwidth, egress cost from the provider's `egress_price_per_gb`, and
 //!   which buckets' policies would not hold without it.
@@ -103,6 +107,14 @@ pub struct DrainReport {
     /// Archipel blobs deleted at the end that no object used (failed writes, interrupted
     /// moves).
     pub leftovers_deleted: u64,
+    /// Metadata blobs deleted at the end (journal and snapshot shards, the vault header),
+    /// once the snapshot below superseded them.
+    #[serde(default)]
+    pub metadata_deleted: u64,
+    /// The journal snapshot (`run/number`) taken on the other providers before the metadata
+    /// here was deleted.
+    #[serde(default)]
+    pub snapshot: Option<String>,
     /// Shards the index places on it at the end (0 for a complete drain).
     pub indexed_after: Option<u64>,
     /// Archipel blobs the provider itself lists at the end (0 for a complete drain).
@@ -294,6 +306,9 @@ impl Vault {
                 listed.shards
             )));
         }
+        // What a restart wrote there since the drain (the vault header) goes too: a retired
+        // provider keeps nothing of the vault.
+        self.inner.engine.purge_metadata(name).await?;
         self.update_provider(name, Some(ProviderState::Retired), None)
             .await
     }
@@ -477,7 +492,15 @@ impl Vault {
                 "leftovers" => {
                     let n = engine.purge_provider(&name).await?;
                     report(&mut r)?.leftovers_deleted += n;
-                    report(&mut r)?.phase = "proof".into();
+                    // The metadata: a snapshot placed on the other providers supersedes every
+                    // journal segment and snapshot with a shard here; then this provider's
+                    // are deleted, with its copy of the vault header.
+                    let snap = self.snapshot_journal(true).await?;
+                    let m = engine.purge_metadata(&name).await?;
+                    let d = report(&mut r)?;
+                    d.metadata_deleted += m;
+                    d.snapshot = snap.map(|s| format!("{}/{}", s.run, s.number));
+                    d.phase = "proof".into();
                 }
                 "proof" => {
                     let census = engine.census().await?;
@@ -488,14 +511,15 @@ impl Vault {
                         continue;
                     }
                     let listed = engine.provider_inventory(&name).await?;
-                    if listed.shards > 0 {
+                    let metadata = engine.metadata_on(&name).await?;
+                    if listed.shards > 0 || metadata.shards > 0 {
                         // A write still going on when the leftovers went: once more.
                         tokio::time::sleep(Duration::from_secs(2)).await;
                         report(&mut r)?.phase = "leftovers".into();
                         if r.drain.as_ref().is_some_and(|d| d.passes >= MAX_PASSES) {
                             return Err(VaultError::Invalid(format!(
                                 "`{name}` still lists {} Archipel blobs after deleting leftovers",
-                                listed.shards
+                                listed.shards + metadata.shards
                             )));
                         }
                         report(&mut r)?.passes += 1;

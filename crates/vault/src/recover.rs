@@ -25,11 +25,12 @@ use archipel_codec::{SegmentId, VaultHeader};
 use archipel_engine::{Engine, EngineOptions, SnapshotFound, VAULT_HEADER_BLOB};
 use archipel_meta::journal::{self, Applied, Record, Segment};
 use archipel_meta::{
-    CheckpointName, MetaStore, MetaStoreExt, PartQuery, SqlMetaStore, UploadQuery, UploadRef,
+    BucketName, CheckpointName, ListQuery, MetaStore, MetaStoreExt, NewVersion, ObjectKey,
+    PartQuery, SqlMetaStore, UploadQuery, UploadRef,
 };
 use archipel_provider::{BlobName, ProviderExt};
 use futures::future::BoxFuture;
-use futures::stream::{FuturesUnordered, StreamExt};
+use futures::stream::{FuturesUnordered, StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use crate::error::{Result, VaultError};
@@ -408,22 +409,35 @@ async fn recover_into(
     let nb = buckets.len() as u64;
     for (bi, b) in buckets.iter().enumerate() {
         progress.update("checking objects", bi as u64, nb);
-        for o in meta.list_all(&b.name, "").await? {
-            let Some(v) = meta.get(&b.name, &o.key).await? else {
-                continue;
-            };
-            report.objects += 1;
-            report.bytes += v.version.size;
-            let ok = match engine.check_manifest(&census, &v.version.manifest) {
-                Ok(r) => r.readable,
-                Err(_) => false,
-            };
-            if let Ok(segs) = engine.manifest_segments(&v.version.manifest) {
-                referenced.extend(segs);
+        let mut query = ListQuery {
+            max_keys: archipel_meta::MAX_PAGE,
+            ..ListQuery::default()
+        };
+        loop {
+            let page = meta.list(&b.name, &query).await?;
+            let versions: Vec<_> = futures::stream::iter(page.objects.iter())
+                .map(|o| meta.get(&b.name, &o.key))
+                .buffered(GETS_AT_ONCE)
+                .try_collect()
+                .await?;
+            for v in versions.into_iter().flatten() {
+                report.objects += 1;
+                report.bytes += v.version.size;
+                let ok = match engine.check_manifest(&census, &v.version.manifest) {
+                    Ok(r) => r.readable,
+                    Err(_) => false,
+                };
+                if let Ok(segs) = engine.manifest_segments(&v.version.manifest) {
+                    referenced.extend(segs);
+                }
+                if !ok {
+                    report.unreadable_count += 1;
+                    note(&mut report.unreadable, format!("{}/{}", b.name, v.key));
+                }
             }
-            if !ok {
-                report.unreadable_count += 1;
-                note(&mut report.unreadable, format!("{}/{}", b.name, o.key));
+            match page.next_start_after {
+                Some(next) if page.is_truncated => query.start_after = Some(next),
+                _ => break,
             }
         }
         let mut q = UploadQuery {
@@ -510,11 +524,17 @@ async fn put_progress(meta: &SqlMetaStore, name: &CheckpointName, at: (u64, u64)
     Ok(meta.put_checkpoint(name, &bytes).await?)
 }
 
+/// Versions read at once while checking them against the providers' listings.
+const GETS_AT_ONCE: usize = 16;
+
 /// Records applied at once (the embedded store commits concurrent mutations together).
 const APPLY_AT_ONCE: usize = 256;
 
 /// Journal segments applied between two progress checkpoints.
 const SEGMENTS_PER_CHECKPOINT: usize = 16;
+
+/// The key (bucket, object key) a record is about, for [`Applier`].
+type EntityKey = (String, String);
 
 /// Applies records to the store being rebuilt, many at a time where their order cannot
 /// matter: records of different keys (objects, uploads and their parts) run concurrently —
@@ -523,8 +543,8 @@ const SEGMENTS_PER_CHECKPOINT: usize = 16;
 /// after it, and two records of one key never overlap.
 struct Applier<'a> {
     store: &'a dyn MetaStore,
-    inflight: FuturesUnordered<BoxFuture<'a, archipel_meta::Result<Applied>>>,
-    keys: HashSet<(String, String)>,
+    inflight: FuturesUnordered<BoxFuture<'a, (EntityKey, archipel_meta::Result<Applied>)>>,
+    keys: HashSet<EntityKey>,
     done: u64,
     moot: u64,
 }
@@ -563,14 +583,19 @@ impl<'a> Applier<'a> {
         };
         match key {
             Some(k) => {
-                if self.keys.contains(&k) || self.inflight.len() >= APPLY_AT_ONCE {
+                if self.keys.contains(&k) {
                     self.flush().await?;
                 }
-                self.keys.insert(k);
+                // Kept full: one finishes, the next starts.
+                while self.inflight.len() >= APPLY_AT_ONCE {
+                    self.next().await?;
+                }
+                self.keys.insert(k.clone());
                 let store = self.store;
-                self.inflight.push(Box::pin(
-                    async move { journal::apply(store, &record).await },
-                ));
+                self.inflight.push(Box::pin(async move {
+                    let r = journal::apply(store, &record).await;
+                    (k, r)
+                }));
             }
             None => {
                 self.flush().await?;
@@ -581,14 +606,46 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 
+    /// Waits for one record in flight; whether there was one.
+    async fn next(&mut self) -> Result<bool> {
+        match self.inflight.next().await {
+            Some((k, r)) => {
+                self.keys.remove(&k);
+                self.count(r?);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// Waits until everything pushed is applied.
     async fn flush(&mut self) -> Result<()> {
-        while let Some(r) = self.inflight.next().await {
-            self.count(r?);
-        }
-        self.keys.clear();
+        while self.next().await? {}
         Ok(())
     }
+}
+
+/// Loads `rows` (versions of keys in `bucket`) in bulk, if the bucket exists; empties
+/// `rows`.
+async fn import(
+    meta: &SqlMetaStore,
+    rows: &mut Vec<(ObjectKey, NewVersion)>,
+    bucket: Option<BucketName>,
+    report: &mut RecoverReport,
+) -> Result<()> {
+    let (Some(bucket), false) = (bucket, rows.is_empty()) else {
+        rows.clear();
+        return Ok(());
+    };
+    let n = rows.len() as u64;
+    if meta.get_bucket(&bucket).await?.is_some() {
+        meta.import_versions(&bucket, std::mem::take(rows)).await?;
+        report.records += n;
+    } else {
+        rows.clear();
+        report.records_moot += n;
+    }
+    Ok(())
 }
 
 /// Applies the snapshot `snap` part by part (reading a few ahead), from where an
@@ -635,10 +692,33 @@ async fn apply_snapshot(
                 snap.at.0, snap.at.1, segment.run, segment.number
             )));
         }
+        // A snapshot names each key once, into a store that lacks it (or holds it from an
+        // interrupted run): its object versions are loaded in bulk, per bucket — into
+        // buckets the snapshot created (a bucket created while it was taken is in the
+        // journal after it, with its objects) — and every other record is applied.
         let mut applier = Applier::new(raw);
+        let mut rows: Vec<(ObjectKey, NewVersion)> = Vec::new();
+        let mut rows_bucket: Option<BucketName> = None;
         for record in segment.records {
-            applier.push(record).await?;
+            match record {
+                Record::ObjectPut {
+                    bucket,
+                    key,
+                    version,
+                } => {
+                    if rows_bucket.as_ref() != Some(&bucket) {
+                        import(meta, &mut rows, rows_bucket.take(), report).await?;
+                        rows_bucket = Some(bucket);
+                    }
+                    rows.push((key, version));
+                }
+                other => {
+                    import(meta, &mut rows, rows_bucket.take(), report).await?;
+                    applier.push(other).await?;
+                }
+            }
         }
+        import(meta, &mut rows, rows_bucket.take(), report).await?;
         applier.flush().await?;
         report.records += applier.done;
         report.records_moot += applier.moot;

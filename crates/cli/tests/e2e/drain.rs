@@ -141,6 +141,27 @@ fn complete_report(job: &serde_json::Value) -> &serde_json::Value {
     d
 }
 
+/// The files of a directory provider that hold vault data: shards (`v1/`), journal (`j1/`)
+/// and snapshot (`s1/`) shards, the vault header.
+fn vault_files(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            if ["v1/", "j1/", "s1/"].iter().any(|x| rel.starts_with(x)) || rel == "archipel-vault" {
+                out.push(rel);
+            }
+        }
+    }
+    out
+}
+
 /// What `status --json` lists for provider `name` (from the provider's own listing).
 fn listed(dir: &Path, config: &Path, name: &str) -> serde_json::Value {
     let status = json(&cli_ok(dir, config, &["status", "--json"]));
@@ -254,7 +275,12 @@ fn a_provider_drained_under_load_ends_empty_and_no_client_request_fails() {
         shown.contains("provider's own listing shows 0 Archipel blobs"),
         "{shown}"
     );
+    assert!(d["snapshot"].is_string(), "{job}");
+    assert!(d["metadata_deleted"].as_u64().unwrap() > 0, "{job}");
     cli_ok(dir, &config, &["provider", "retire", "p3"]);
+    // Nothing of the vault is left on its disk: no shard, no journal or snapshot, no header.
+    let left = vault_files(&dir.join("disks").join("p3"));
+    assert!(left.is_empty(), "left on p3: {left:?}");
     let list = cli_ok(dir, &config, &["provider", "list", "--json"]);
     assert!(
         !list.contains("\"p3\"") || list.contains("retired"),

@@ -173,6 +173,9 @@ fn print_report(r: &RecoverReport) {
         "  {} buckets, {} objects ({} bytes), {} uploads in progress, {} access keys, {} providers",
         r.buckets, r.objects, r.bytes, r.uploads, r.access_keys, r.providers
     );
+    if let Some(a) = &r.root_credentials {
+        println!("  root credentials written back to the data directory (access key id {a})");
+    }
     println!(
         "  unreadable (fewer than k shards on the providers): {}",
         r.unreadable_count

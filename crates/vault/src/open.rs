@@ -316,6 +316,25 @@ impl Vault {
                 })?
             }
         };
+        // Root credentials generated into the data directory are kept (sealed) in the
+        // journal too: a recovered vault keeps its root key.
+        if matches!(
+            credentials.origin,
+            secrets::CredentialsOrigin::File(_) | secrets::CredentialsOrigin::Generated(_)
+        ) {
+            let name = checkpoint(secrets::ROOT_CREDENTIALS_CHECKPOINT)?;
+            let kept = match journal.get_checkpoint(&name).await? {
+                Some(b) => secrets::open_root_credentials(&unlocked.key, &b).ok(),
+                None => None,
+            };
+            let same = kept.is_some_and(|(a, s)| {
+                a == credentials.access_key && s.as_str() == credentials.secret_key.as_str()
+            });
+            if !same {
+                let sealed = secrets::seal_root_credentials(&unlocked.key, &credentials)?;
+                journal.put_checkpoint(&name, &sealed).await?;
+            }
+        }
         if check {
             tokio::spawn(journal_at_start(
                 engine.clone(),

@@ -94,6 +94,9 @@ pub struct RecoverReport {
     pub uploads: u64,
     /// Access keys recovered.
     pub access_keys: u64,
+    /// The root access key id written back to the data directory's `credentials` file, when
+    /// the vault's root credentials were kept there.
+    pub root_credentials: Option<String>,
     /// Provider records recovered.
     pub providers: u64,
     /// Object segments on the providers that no recovered version or part references.
@@ -495,6 +498,20 @@ async fn recover_into(
         .filter(|s| !referenced.contains(s))
         .count() as u64;
     report.access_keys = meta.list_access_keys().await?.len() as u64;
+    // Root credentials the data directory held come back into it (unless the configuration
+    // or the environment gives them).
+    let root = meta
+        .get_checkpoint(&cp(secrets::ROOT_CREDENTIALS_CHECKPOINT)?)
+        .await?;
+    let file = spec.data_dir.join("credentials");
+    if let Some(bytes) = root
+        && spec.root_credentials.is_none()
+        && !file.exists()
+    {
+        let (access, secret) = secrets::open_root_credentials(&unlocked.key, &bytes)?;
+        secrets::write_credentials_file(&file, &access, &secret)?;
+        report.root_credentials = Some(access);
+    }
     report.providers = meta.list_providers().await?.len() as u64;
 
     // The next gateway writes a run after every run found; what was recovered is journaled.

@@ -562,19 +562,66 @@ pub fn credentials(settings: &VaultSpec) -> Result<Credentials> {
         b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
         40,
     )?);
-    let text = Zeroizing::new(format!(
-        "# Archipel root credentials: full rights on every bucket of this vault. Keep this file secret.\n\
-         access_key_id = \"{access_key}\"\n\
-         secret_access_key = \"{}\"\n",
-        secret_key.as_str()
-    ));
-    write_file(&path, text.as_bytes(), true)?;
+    write_credentials_file(&path, &access_key, &secret_key)?;
     tracing::info!("created root credentials in {}", path.display());
     Ok(Credentials {
         access_key,
         secret_key,
         origin: CredentialsOrigin::Generated(path),
     })
+}
+
+/// Writes the data directory's `credentials` file (mode 0600; refused if it exists).
+pub(crate) fn write_credentials_file(
+    path: &Path,
+    access_key: &str,
+    secret_key: &str,
+) -> Result<()> {
+    let text = Zeroizing::new(format!(
+        "# Archipel root credentials: full rights on every bucket of this vault. Keep this file secret.\n\
+         access_key_id = \"{access_key}\"\n\
+         secret_access_key = \"{secret_key}\"\n"
+    ));
+    write_file(path, text.as_bytes(), true)
+}
+
+/// The journaled checkpoint holding the root credentials of the data directory's
+/// `credentials` file — the secret sealed under the master key — so that a recovered vault
+/// keeps its root key ([`crate::recover`]). Credentials from the configuration or the
+/// environment are not kept (they live where the operator put them).
+pub const ROOT_CREDENTIALS_CHECKPOINT: &str = "root-credentials";
+
+fn root_seal_id(access_key: &str) -> String {
+    format!("root-credentials:{access_key}")
+}
+
+/// `access key id ‖ 0 ‖ sealed secret`, for [`ROOT_CREDENTIALS_CHECKPOINT`].
+pub(crate) fn seal_root_credentials(key: &MasterKey, c: &Credentials) -> Result<Vec<u8>> {
+    let mut out = c.access_key.as_bytes().to_vec();
+    out.push(0);
+    out.extend(key.seal_secret(
+        &root_seal_id(&c.access_key),
+        c.secret_key.as_bytes(),
+        random()?,
+    )?);
+    Ok(out)
+}
+
+/// Opens what [`seal_root_credentials`] sealed: the access key id and the secret.
+pub(crate) fn open_root_credentials(
+    key: &MasterKey,
+    bytes: &[u8],
+) -> Result<(String, Zeroizing<String>)> {
+    let bad = || VaultError::Credentials("the journaled root credentials are unreadable".into());
+    let at = bytes.iter().position(|b| *b == 0).ok_or_else(bad)?;
+    let access = String::from_utf8(bytes[..at].to_vec()).map_err(|_| bad())?;
+    let secret = Zeroizing::new(
+        key.open_secret(&root_seal_id(&access), &bytes[at + 1..])
+            .map_err(|_| bad())?,
+    );
+    let secret = Zeroizing::new(String::from_utf8(secret.to_vec()).map_err(|_| bad())?);
+    check_credentials(&access, &secret, "the journaled root credentials")?;
+    Ok((access, secret))
 }
 
 /// The bearer token of the admin API, derived from the root secret:

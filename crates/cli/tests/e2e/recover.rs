@@ -97,6 +97,7 @@ fn a_vault_rebuilt_from_the_key_and_the_providers_alone_is_the_same_vault() {
         port,
     );
     let aws = server.aws_root(&aws_bin, dir);
+    let root = (server.access_key.clone(), server.secret_key.clone());
 
     // Buckets: one with the default policy, one 3+2 with CORS and public read, one emptied
     // and deleted.
@@ -278,6 +279,11 @@ fn a_vault_rebuilt_from_the_key_and_the_providers_alone_is_the_same_vault() {
     assert_eq!(report["unreadable_count"], 0, "{report}");
     assert_eq!(report["uploads"], 1, "{report}");
     assert_eq!(report["access_keys"], 2, "{report}");
+    assert_eq!(
+        report["root_credentials"].as_str(),
+        Some(root.0.as_str()),
+        "{report}"
+    );
     assert!(report["gaps"].as_array().unwrap().is_empty(), "{report}");
     assert_eq!(
         report["unreachable"].as_array().unwrap().len(),
@@ -300,6 +306,12 @@ fn a_vault_rebuilt_from_the_key_and_the_providers_alone_is_the_same_vault() {
         &["--config".into(), config.display().to_string()],
         dir,
         port,
+    );
+    // The root key is the one the lost data directory held.
+    assert_eq!(
+        (server.access_key.clone(), server.secret_key.clone()),
+        root,
+        "the root credentials changed with the recovery"
     );
     let aws = server.aws_root(&aws_bin, dir);
     let after = observe(&aws, dir, &config, &buckets);

@@ -295,11 +295,20 @@ async fn recover_into(
         .max_by_key(|(_, n)| *n)
         .map(|(b, _)| b)
         .ok_or_else(|| {
-            VaultError::Providers(format!(
-                "none of the {} configured providers that answer holds a vault header \
-                 (`{VAULT_HEADER_BLOB}`): is this the vault's configuration?",
-                built.len() - outages.len()
-            ))
+            if outages.len() == built.len() {
+                let why: Vec<String> = outages.iter().map(|o| o.reason.clone()).collect();
+                VaultError::Providers(format!(
+                    "none of the {} configured providers answers: {}",
+                    built.len(),
+                    why.join("; ")
+                ))
+            } else {
+                VaultError::Providers(format!(
+                    "none of the {} configured providers that answer holds a vault header \
+                     (`{VAULT_HEADER_BLOB}`): is this the vault's configuration?",
+                    built.len() - outages.len()
+                ))
+            }
         })?;
     let header_path = spec.data_dir.join("vault");
     if matches!(spec.meta, MetaSpec::Embedded(_)) && !header_path.is_file() {

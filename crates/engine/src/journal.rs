@@ -52,6 +52,14 @@ struct ProviderJournal {
     inner: Weak<Inner>,
 }
 
+impl ProviderJournal {
+    fn inner(&self) -> std::result::Result<Arc<Inner>, String> {
+        self.inner
+            .upgrade()
+            .ok_or_else(|| "the engine is gone".to_string())
+    }
+}
+
 #[async_trait]
 impl JournalSink for ProviderJournal {
     async fn write(
@@ -60,10 +68,7 @@ impl JournalSink for ProviderJournal {
         number: u64,
         payload: Vec<u8>,
     ) -> std::result::Result<(), String> {
-        let inner = self
-            .inner
-            .upgrade()
-            .ok_or_else(|| "the engine is gone".to_string())?;
+        let inner = self.inner()?;
         write_segment(&inner, MetaBlob::Journal { run, number }, &payload)
             .await
             .map_err(|e| e.to_string())
@@ -75,10 +80,7 @@ impl JournalSink for ProviderJournal {
         part: u32,
         payload: Vec<u8>,
     ) -> std::result::Result<(), String> {
-        let inner = self
-            .inner
-            .upgrade()
-            .ok_or_else(|| "the engine is gone".to_string())?;
+        let inner = self.inner()?;
         let blob = MetaBlob::Snapshot {
             run: at.0,
             number: at.1,
@@ -256,6 +258,9 @@ pub struct CompactReport {
     pub segments_removed: u64,
     /// Snapshot parts of older snapshots removed.
     pub snapshot_parts_removed: u64,
+    /// Shards under the metadata prefixes whose names are no metadata name of this vault
+    /// (a journal written before names were derived, debris), removed.
+    pub foreign_removed: u64,
     /// Shards deleted.
     pub shards_deleted: u64,
     /// Deletes or listings that failed, with why (retried at the next compaction).
@@ -313,27 +318,43 @@ async fn list_everywhere(
     (out, failed)
 }
 
-/// The metadata blobs under `prefix` on every provider, by what their names say (names that
-/// are no metadata name of this vault are left out), with the providers not listed.
-async fn list_meta(inner: &Inner, prefix: &str) -> (BTreeMap<MetaBlob, Shards>, Vec<String>) {
+/// What the providers list under a metadata prefix.
+#[derive(Default)]
+struct MetaListing {
+    /// The blobs whose names are this vault's metadata names, by what the names say.
+    blobs: BTreeMap<MetaBlob, Shards>,
+    /// Blobs whose names are not (a journal written before names were derived, or debris).
+    foreign: Shards,
+    /// Providers that could not be listed, with why.
+    unlisted: Vec<String>,
+}
+
+/// The metadata blobs under `prefix` on every provider.
+async fn list_meta(inner: &Inner, prefix: &str) -> MetaListing {
     let set = inner.set();
     let (lists, unlisted) = list_everywhere(&set.providers, prefix).await;
-    let mut out: BTreeMap<MetaBlob, Shards> = BTreeMap::new();
+    let mut out = MetaListing {
+        unlisted,
+        ..MetaListing::default()
+    };
     for (provider, names) in lists {
         for name in names {
-            let Some(id) = name
+            let blob = name
                 .strip_prefix(prefix)
                 .and_then(|r| r.split_once('.'))
                 .and_then(|(stem, _)| SegmentId::from_hex(stem))
-            else {
-                continue;
-            };
-            if let Some(blob) = inner.namer.parse(&id) {
-                out.entry(blob).or_default().push((provider.clone(), name));
+                .and_then(|id| inner.namer.parse(&id));
+            match blob {
+                Some(blob) => out
+                    .blobs
+                    .entry(blob)
+                    .or_default()
+                    .push((provider.clone(), name)),
+                None => out.foreign.push((provider.clone(), name)),
             }
         }
     }
-    (out, unlisted)
+    out
 }
 
 impl Engine {
@@ -378,21 +399,32 @@ impl Engine {
         from: Option<(u64, u64)>,
         progress: &(dyn Fn(u64, u64) + Sync),
     ) -> JournalRead {
-        let (listed, unlisted) = list_meta(&self.inner, JOURNAL_PREFIX).await;
+        let listed = list_meta(&self.inner, JOURNAL_PREFIX).await;
         let mut out = JournalRead {
-            unlisted,
+            unlisted: listed.unlisted,
             ..JournalRead::default()
         };
-        let mut wanted = Vec::new();
-        for (blob, shards) in listed {
+        let mut wanted: Vec<(Option<MetaBlob>, Shards)> = Vec::new();
+        for (blob, shards) in listed.blobs {
             if let MetaBlob::Journal { run, number } = blob {
                 if from.is_some_and(|f| (run, number) < f) {
                     out.superseded += 1;
                 } else {
-                    wanted.push((blob, shards));
+                    wanted.push((Some(blob), shards));
                 }
             }
         }
+        // Segments under names that say nothing (a journal written before names were
+        // derived): read, and placed by their sealed identity.
+        let mut foreign: BTreeMap<String, Shards> = BTreeMap::new();
+        for (provider, name) in listed.foreign {
+            let stem = name
+                .split_once('.')
+                .map_or(name.as_str(), |(s, _)| s)
+                .to_string();
+            foreign.entry(stem).or_default().push((provider, name));
+        }
+        wanted.extend(foreign.into_values().map(|shards| (None, shards)));
         let total = wanted.len() as u64;
         let mut done = 0u64;
         progress(0, total);
@@ -405,20 +437,27 @@ impl Engine {
             })
             .buffer_unordered(PARALLEL);
         while let Some((blob, r)) = reads.next().await {
-            match (blob, r) {
-                (MetaBlob::Journal { run, number }, Ok(payload)) => {
-                    out.segments
-                        .entry((run, number))
-                        .or_insert(JournalSegmentRead {
-                            run,
-                            number,
-                            payload,
-                        });
+            match r {
+                Ok((MetaBlob::Journal { run, number }, payload)) => {
+                    if from.is_some_and(|f| (run, number) < f) {
+                        out.superseded += 1;
+                    } else {
+                        out.segments
+                            .entry((run, number))
+                            .or_insert(JournalSegmentRead {
+                                run,
+                                number,
+                                payload,
+                            });
+                    }
                 }
-                (MetaBlob::Journal { run, number }, Err(e)) => {
-                    out.unreadable.push(format!("segment {run}/{number}: {e}"));
-                }
-                _ => {}
+                Ok((MetaBlob::Snapshot { .. }, _)) => {}
+                Err(e) => out.unreadable.push(match blob {
+                    Some(MetaBlob::Journal { run, number }) => {
+                        format!("segment {run}/{number}: {e}")
+                    }
+                    _ => format!("a journal segment: {e}"),
+                }),
             }
             done += 1;
             progress(done, total);
@@ -464,8 +503,9 @@ impl Engine {
     /// list: the tail a recovery would replay after a snapshot at `from`. Counted from the
     /// names, nothing is read.
     pub async fn journal_tail(&self, from: Option<(u64, u64)>) -> u64 {
-        let (listed, _) = list_meta(&self.inner, JOURNAL_PREFIX).await;
-        listed
+        list_meta(&self.inner, JOURNAL_PREFIX)
+            .await
+            .blobs
             .keys()
             .filter(|b| match b {
                 MetaBlob::Journal { run, number } => from.is_none_or(|f| (*run, *number) >= f),
@@ -477,9 +517,10 @@ impl Engine {
     /// The latest snapshot on the providers whose seal reads back and whose parts are all
     /// listed; `None` when there is none.
     pub async fn find_snapshot(&self) -> Option<SnapshotFound> {
-        let (listed, unlisted) = list_meta(&self.inner, SNAPSHOT_PREFIX).await;
+        let listed = list_meta(&self.inner, SNAPSHOT_PREFIX).await;
+        let unlisted = listed.unlisted;
         let mut by_at: BTreeMap<(u64, u64), BTreeMap<u32, Shards>> = BTreeMap::new();
-        for (blob, shards) in listed {
+        for (blob, shards) in listed.blobs {
             if let MetaBlob::Snapshot { run, number, part } = blob {
                 by_at.entry((run, number)).or_default().insert(part, shards);
             }
@@ -496,8 +537,8 @@ impl Engine {
                 number: at.1,
                 part: 0,
             };
-            let read = read_one(&set.providers, &self.inner.master, blob, seal_shards).await;
-            let seal = match read.map(|b| SnapshotSeal::decode(&b)) {
+            let read = read_one(&set.providers, &self.inner.master, Some(blob), seal_shards).await;
+            let seal = match read.map(|(_, b)| SnapshotSeal::decode(&b)) {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
                     passed_over.push(format!("snapshot {}/{}: seal: {e}", at.0, at.1));
@@ -551,7 +592,9 @@ impl Engine {
             part,
         };
         let set = self.inner.set();
-        read_one(&set.providers, &self.inner.master, blob, shards).await
+        read_one(&set.providers, &self.inner.master, Some(blob), shards)
+            .await
+            .map(|(_, b)| b)
     }
 
     /// Removes what the snapshot at `at` supersedes — every journal segment before `at` and
@@ -561,9 +604,14 @@ impl Engine {
         let mut report = CompactReport::default();
         let mut doomed: Vec<(String, String)> = Vec::new();
         for prefix in [JOURNAL_PREFIX, SNAPSHOT_PREFIX] {
-            let (listed, unlisted) = list_meta(&self.inner, prefix).await;
-            report.failed.extend(unlisted);
-            for (blob, shards) in listed {
+            let listed = list_meta(&self.inner, prefix).await;
+            report.failed.extend(listed.unlisted);
+            // Names that are no metadata name of this vault's are debris, or segments of a
+            // journal written before names were derived: the snapshot holds whatever they
+            // did (it walks the whole store).
+            report.foreign_removed += listed.foreign.len() as u64;
+            doomed.extend(listed.foreign);
+            for (blob, shards) in listed.blobs {
                 let older = match blob {
                     MetaBlob::Journal { run, number } => {
                         let older = (run, number) < at;
@@ -681,9 +729,9 @@ impl Engine {
 async fn read_one(
     providers: &BTreeMap<String, Arc<dyn Provider>>,
     master: &archipel_codec::MasterKey,
-    blob: MetaBlob,
+    blob: Option<MetaBlob>,
     shards: Shards,
-) -> Result<Vec<u8>> {
+) -> Result<(MetaBlob, Vec<u8>)> {
     struct Attempt {
         wrapped: WrappedKey,
         header: ShardHeader,
@@ -721,7 +769,7 @@ async fn read_one(
                 continue;
             }
         };
-        if identity_blob(&id) != Some(blob) {
+        if identity_blob(&id).is_none_or(|is| blob.is_some_and(|b| b != is)) {
             errors.push(format!("{provider}/{name}: its identity is another blob's"));
             continue;
         }
@@ -764,6 +812,7 @@ async fn read_one(
         });
     };
     let (h, key, id, got) = (a.header, a.key, a.id, a.got);
+    let is = identity_blob(&id).ok_or_else(|| unavailable(1, 0, &["no identity".to_string()]))?;
     // The length is in every shard's trailer.
     let mut len = None;
     for b in got.iter().flatten() {
@@ -782,7 +831,7 @@ async fn read_one(
     let spec = h.spec(&id);
     let refs: Vec<Option<&[u8]>> = got.iter().map(|b| b.as_deref()).collect();
     let (payload, _) = whole::decode_segment_range(spec, &key, len, h.len(), &refs, 0..len)?;
-    Ok(payload)
+    Ok((is, payload))
 }
 
 /// What a metadata blob's sealed identity says it is (the inverse of [`identity_of`]).

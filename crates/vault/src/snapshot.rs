@@ -51,6 +51,10 @@ pub struct SnapshotRecord {
     pub segments_removed: u64,
     /// Parts of older snapshots removed.
     pub snapshot_parts_removed: u64,
+    /// Shards under the metadata prefixes with names of no metadata blob of this vault
+    /// (a journal written before names were derived, debris) removed.
+    #[serde(default)]
+    pub foreign_removed: u64,
     /// Shards deleted.
     pub shards_deleted: u64,
     /// Deletes that failed, with why (retried by the next compaction).
@@ -112,6 +116,7 @@ impl Vault {
             tail_before: tail,
             segments_removed: compact.segments_removed,
             snapshot_parts_removed: compact.snapshot_parts_removed,
+            foreign_removed: compact.foreign_removed,
             shards_deleted: compact.shards_deleted,
             failed: compact.failed,
         };

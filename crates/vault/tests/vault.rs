@@ -522,6 +522,13 @@ async fn a_snapshot_compacts_the_journal_and_recovery_from_it_is_exact() {
     }
     let tail = engine.journal_tail(None).await;
     assert!(tail >= 130, "{tail} journal segments");
+    // Debris under the journal's prefix (no metadata name of this vault's): compaction
+    // removes it.
+    let junk = archipel_provider::BlobName::new("j1/00112233445566778899aabbccddeeff.0").unwrap();
+    let p1 = engine.provider("p1").unwrap();
+    archipel_provider::ProviderExt::put_bytes(p1.as_ref(), &junk, b"not a segment".to_vec())
+        .await
+        .unwrap();
     // The first snapshot is due as soon as there is a journal.
     let first = v
         .snapshot_journal(false)
@@ -531,6 +538,12 @@ async fn a_snapshot_compacts_the_journal_and_recovery_from_it_is_exact() {
     assert!(first.records > 108, "{first:?}");
     assert!(first.segments_removed >= tail, "{first:?}");
     assert!(first.failed.is_empty(), "{first:?}");
+    assert_eq!(first.foreign_removed, 1, "{first:?}");
+    assert!(
+        archipel_provider::ProviderExt::get_bytes(p1.as_ref(), &junk, None)
+            .await
+            .is_err()
+    );
     assert_eq!(v.last_snapshot().await.unwrap().as_ref(), Some(&first));
     assert!(v.snapshot_journal(false).await.unwrap().is_none());
     let left = engine.journal_tail(None).await;
@@ -561,7 +574,7 @@ async fn a_snapshot_compacts_the_journal_and_recovery_from_it_is_exact() {
         .await
         .unwrap();
     put(&v, "more", "y", 10).await;
-    drop(engine);
+    drop((engine, p1));
     v.close().await;
 
     // The drill rebuilds from the second snapshot and the short tail after it, and finds

@@ -105,17 +105,22 @@ struct Server {
     endpoint: String,
 }
 
+/// A `/proc/PID/status` field of process `pid` given in kB (`VmHWM`, `VmRSS`), in MiB; 0 if
+/// unreadable (the process is gone).
+fn status_mib(pid: u32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
 impl Server {
-    /// A `/proc/PID/status` field given in kB (`VmHWM`, `VmRSS`), in MiB; 0 if unreadable.
     fn status_mib(&self, field: &str) -> f64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-                    .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-            })
-            .map_or(0.0, |kib| kib / 1024.0)
+        status_mib(self.child.id(), field)
     }
 
     /// The gateway's peak resident set so far, in MiB.
@@ -545,18 +550,6 @@ async fn small_phase(c: &Client, s: &Sizes, piece: &Bytes) -> anyhow::Result<ser
     )
 }
 
-/// The peak resident set of process `pid` so far (`VmHWM`), in MiB; 0 once it is gone.
-fn hwm_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
-}
-
 /// Runs `bin` with `args` to its end, and returns its standard output, its wall time and its
 /// peak RSS in MiB (its `VmHWM`, sampled every 10 ms: the mark only rises, so the last sample
 /// before it exits is its peak to within what it allocates in its last 10 ms).
@@ -576,7 +569,7 @@ fn run_measured(bin: &Path, args: &[&std::ffi::OsStr]) -> anyhow::Result<(String
     });
     let mut peak = 0.0f64;
     let status = loop {
-        peak = peak.max(hwm_mib(child.id()));
+        peak = peak.max(status_mib(child.id(), "VmHWM"));
         if let Some(status) = child.try_wait()? {
             break status;
         }

@@ -284,12 +284,12 @@ impl ShardCensus {
 }
 
 /// What [`Engine::check_manifest`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Readability {
     /// Every segment has at least `k` shards listed.
     pub readable: bool,
     /// The segments the manifest references.
-    pub segments: usize,
+    pub segments: Vec<SegmentId>,
 }
 
 async fn list_everywhere(
@@ -699,7 +699,8 @@ impl Engine {
         census
     }
 
-    /// Whether every segment of the manifest `bytes` has at least `k` shards in `census`.
+    /// Whether every segment of the manifest `bytes` has at least `k` shards in `census`,
+    /// and which segments it references (one decode for both).
     pub fn check_manifest(&self, census: &ShardCensus, bytes: &[u8]) -> Result<Readability> {
         let m = self.inner.decode_manifest(bytes)?;
         Ok(Readability {
@@ -707,19 +708,8 @@ impl Engine {
                 .segments
                 .iter()
                 .all(|s| census.count(&s.segment) >= s.params.k()),
-            segments: m.segments.len(),
+            segments: m.segments.iter().map(|s| s.segment).collect(),
         })
-    }
-
-    /// The segment ids the manifest `bytes` references.
-    pub fn manifest_segments(&self, bytes: &[u8]) -> Result<Vec<SegmentId>> {
-        Ok(self
-            .inner
-            .decode_manifest(bytes)?
-            .segments
-            .iter()
-            .map(|s| s.segment)
-            .collect())
     }
 }
 

@@ -435,13 +435,13 @@ async fn recover_into(
             for v in versions.into_iter().flatten() {
                 report.objects += 1;
                 report.bytes += v.version.size;
-                let ok = match engine.check_manifest(&census, &v.version.manifest) {
-                    Ok(r) => r.readable,
-                    Err(_) => false,
-                };
-                if let Ok(segs) = engine.manifest_segments(&v.version.manifest) {
-                    referenced.extend(segs);
-                }
+                let ok = engine
+                    .check_manifest(&census, &v.version.manifest)
+                    .map(|r| {
+                        referenced.extend(r.segments);
+                        r.readable
+                    })
+                    .unwrap_or(false);
                 if !ok {
                     report.unreadable_count += 1;
                     note(&mut report.unreadable, format!("{}/{}", b.name, v.key));
@@ -475,13 +475,14 @@ async fn recover_into(
                     )
                     .await?;
                 for p in parts.parts {
-                    if let Ok(segs) = engine.manifest_segments(&p.manifest) {
-                        referenced.extend(segs);
-                    }
-                    if !engine
+                    let ok = engine
                         .check_manifest(&census, &p.manifest)
-                        .is_ok_and(|r| r.readable)
-                    {
+                        .map(|r| {
+                            referenced.extend(r.segments);
+                            r.readable
+                        })
+                        .unwrap_or(false);
+                    if !ok {
                         report.unreadable_count += 1;
                         note(
                             &mut report.unreadable,
